@@ -1,0 +1,279 @@
+"""Streaming readers for raw inputs: WARC (gzip or plain, WARC 1.x and Heritrix 0.17/0.18), WET, JSONL, Parquet.
+
+`read_records(path, stats)` yields one dict per usable record:
+
+    {"url": str | None, "id": str | None, "title": str | None,
+     "content": bytes | str,        # raw HTML bytes (kind "html") or ready text (kind "text")
+     "kind": "html" | "text",       # "text" means extraction must be skipped (WET conversion, JSONL, Parquet)
+     "charset": str | None,         # charset from the HTTP Content-Type header, for extraction
+     "offset": int | None,          # byte offset of the WARC record, line number for JSONL
+     "truncated": bool}             # the payload was shorter than its Content-Length
+
+Everything that is not yielded is counted in `ReadStats.skipped` by reason (request, metadata, revisit,
+non_html, http_status, …). Damaged input (truncated or corrupt file, malformed record) never raises: the
+readable records are kept, each failure is listed in `ReadStats.damage` with its byte offset, and the
+WARC reader resynchronises at the next record (plain) or gzip member (.gz) after the damage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow.parquet as pq
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# A damaged file can fail at every record; past this many resyncs we give up on the rest of the file.
+MAX_RESYNCS = 1000
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_WARC_LINE = re.compile(rb"(?:^|\n)(WARC/[01]\.\d+\r?\n)")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+
+
+@dataclass
+class ReadStats:
+    """What a reader saw: records read, yielded, skipped by reason, and damage (offset + error)."""
+
+    records: int = 0
+    yielded: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    damage: list[dict[str, Any]] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    def damaged(self, offset: int | None, error: str) -> None:
+        self.damage.append({"offset": offset, "error": error[:200]})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "yielded": self.yielded,
+            "skipped": dict(sorted(self.skipped.items())),
+            "damaged": len(self.damage),
+            "damage": self.damage[:20],  # the first few are enough to locate the problem
+        }
+
+
+def read_records(path: str | Path, stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the usable records of one input file; `stats` (if given) is updated as the file is read.
+
+    The format is sniffed from the first bytes (and the name for gzipped JSONL): WARC/WET, JSONL
+    (`text` field, optional `url`, `id`, `title`) or Parquet with a `text` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input not found: {path} (pass an existing WARC, WET, JSONL or Parquet file)")
+    stats = stats if stats is not None else ReadStats()
+    fmt = _sniff(path)
+    if fmt == "parquet":
+        records = _read_parquet(path, stats)
+    elif fmt == "jsonl":
+        records = _read_jsonl(path, stats)
+    else:
+        records = _read_warc(path, stats)
+    for record in records:
+        stats.yielded += 1
+        yield record
+
+
+def _sniff(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    name = path.name.lower()
+    if head == b"PAR1" or name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")):
+        return "jsonl"
+    return "warc"
+
+
+# ---------------------------------------------------------------------------------------------- WARC
+
+
+def _read_warc(path: Path, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as fh:
+        is_gzip = fh.read(3) == _GZIP_MAGIC
+        start, resyncs = 0, 0
+        while True:
+            fh.seek(start)
+            iterator = ArchiveIterator(fh)
+            try:
+                for record in iterator:
+                    offset = iterator.offset  # start of this record (get_record_offset() would consume it)
+                    stats.records += 1
+                    out = _warc_record(record, offset, stats)
+                    if out is not None:
+                        yield out
+                return
+            except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as exc:
+                failed_at = iterator.offset
+                stats.damaged(failed_at, f"{type(exc).__name__}: {exc}".strip())
+            resyncs += 1
+            if resyncs > MAX_RESYNCS:
+                stats.damaged(None, f"gave up after {MAX_RESYNCS} resyncs")
+                return
+            # Resume strictly after the last start (progress is guaranteed). warcio may already have
+            # consumed the next record's first line when it fails, so look a little before the failure.
+            search_from = max(start + 1, failed_at - 64)
+            found = _find_next(fh, search_from, is_gzip)
+            if found is None:
+                return
+            start = found
+
+
+def _find_next(fh: BinaryIO, position: int, is_gzip: bool, chunk: int = 1 << 20) -> int | None:
+    """Offset of the next gzip member (gzip) or `WARC/x.y` line (plain) at or after `position`."""
+    overlap = 16
+    while True:
+        fh.seek(position)
+        data = fh.read(chunk)
+        if not data:
+            return None
+        if is_gzip:
+            hit = data.find(_GZIP_MAGIC)
+            if hit >= 0:
+                return position + hit
+        else:
+            match = _WARC_LINE.search(data)
+            if match:
+                return position + match.start(1)
+        if len(data) < chunk:
+            return None
+        position += len(data) - overlap
+
+
+def _warc_record(record: Any, offset: int, stats: ReadStats) -> dict[str, Any] | None:
+    """Turn one warcio record into a reader dict, or count why it is skipped."""
+    rec_type = record.rec_type
+    url = record.rec_headers.get_header("WARC-Target-URI")
+    try:
+        if rec_type == "conversion":  # WET: the text is already extracted
+            payload = record.content_stream().read()
+            truncated = _drain(record)
+            text = payload.decode("utf-8", errors="replace")
+            if truncated:
+                stats.damaged(offset, "truncated conversion record")
+            return _text_record(text, url, None, None, offset, truncated)
+        if rec_type != "response":
+            stats.skip(rec_type or "unknown")
+            return None
+        if record.http_headers is None:  # e.g. Heritrix `dns:` responses
+            stats.skip("no_http_headers")
+            return None
+        status = record.http_headers.get_statuscode()
+        if not status or not status.startswith("2"):
+            stats.skip("http_status")
+            return None
+        content_type = record.http_headers.get_header("Content-Type") or ""
+        mime = content_type.split(";")[0].strip().lower()
+        if mime and mime not in HTML_TYPES:
+            stats.skip("non_html")
+            return None
+        payload = record.content_stream().read()
+        truncated = _drain(record)
+    except (zlib.error, EOFError, OSError, ValueError) as exc:
+        stats.damaged(offset, f"unreadable payload: {type(exc).__name__}: {exc}")
+        stats.skip("unreadable")
+        return None
+    if truncated:
+        stats.damaged(offset, f"truncated payload ({len(payload)} bytes read)")
+    if not mime and b"<html" not in payload[:2048].lower():  # no Content-Type: sniff like a browser
+        stats.skip("non_html")
+        return None
+    if not payload.strip():
+        stats.skip("empty_payload")
+        return None
+    match = _CHARSET.search(content_type)
+    return {
+        "url": url,
+        "id": None,
+        "title": None,
+        "content": payload,
+        "kind": "html",
+        "charset": match.group(1) if match else None,
+        "offset": offset,
+        "truncated": truncated,
+    }
+
+
+def _drain(record: Any) -> bool:
+    """Read what is left of the record block; True when the file ended before Content-Length."""
+    raw = record.raw_stream
+    while raw.read(1 << 16):
+        pass
+    return getattr(raw, "limit", 0) > 0
+
+
+def _text_record(
+    text: str, url: str | None, doc_id: str | None, title: str | None, offset: int | None, truncated: bool = False
+) -> dict[str, Any]:
+    return {
+        "url": url,
+        "id": doc_id,
+        "title": title,
+        "content": text,
+        "kind": "text",
+        "charset": None,
+        "offset": offset,
+        "truncated": truncated,
+    }
+
+
+# ------------------------------------------------------------------------------------- JSONL, Parquet
+
+
+def _read_jsonl(path: Path, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            stats.records += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                stats.skip("bad_json")
+                stats.damaged(line_no, f"line {line_no}: {exc}")
+                continue
+            record = _row_record(obj, line_no, stats)
+            if record is not None:
+                yield record
+
+
+def _read_parquet(path: Path, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    parquet = pq.ParquetFile(path)
+    if "text" not in parquet.schema_arrow.names:
+        raise ValueError(f"{path}: Parquet input needs a 'text' column (found {parquet.schema_arrow.names})")
+    wanted = [c for c in ("text", "url", "id", "title") if c in parquet.schema_arrow.names]
+    row_no = 0
+    for batch in parquet.iter_batches(batch_size=1000, columns=wanted):
+        for obj in batch.to_pylist():
+            stats.records += 1
+            record = _row_record(obj, row_no, stats)
+            row_no += 1
+            if record is not None:
+                yield record
+
+
+def _row_record(obj: Any, position: int, stats: ReadStats) -> dict[str, Any] | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        stats.skip("no_text")
+        return None
+    url, rid, title = obj.get("url"), obj.get("id"), obj.get("title")
+    return _text_record(
+        obj["text"],
+        url if isinstance(url, str) else None,
+        str(rid) if rid is not None else None,
+        title if isinstance(title, str) else None,
+        position,
+    )

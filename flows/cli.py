@@ -1,0 +1,237 @@
+"""The ``lmpipe`` command line.
+
+    lmpipe run [FLOW] [--preset demo] [--set KEY=VALUE]… [--input PATH]… [--refresh STAGE]… [--from ID]
+               [--no-prefect] [--home DIR]          run a flow: pipeline (default), corpus, tokenizer, pretrain, sft
+    lmpipe artifacts [--kind KIND]                  list complete artifacts
+    lmpipe show ID                                  print an artifact's manifest
+    lmpipe lineage ID                               the tree back to the raw input files, with stats
+    lmpipe generate ID [--prompt TEXT]              sample from a pretrain or SFT model artifact
+    lmpipe config [--preset P] [--set K=V]…         print the resolved config
+    lmpipe ui [--port 4200]                         start the Prefect UI on the runs (SQLite, 127.0.0.1)
+
+Every user mistake (missing input, unknown stage, unknown config key, unknown artifact id) ends in a one-line
+``lmpipe: error: …`` naming the fix, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STAGE_NAMES = ["ingest", "langid", "filter", "dedup", "quality", "mix", "tokenizer", "tokens", "pretrain", "sft"]
+FLOW_NAMES = ["pipeline", "corpus", "tokenizer", "pretrain", "sft"]
+DEFAULT_PROMPTS = ["什么是机器学习？", "Give three tips for staying healthy."]
+
+
+def _setup_env(home: str | None) -> None:
+    """Deployment facts go in the environment, before Prefect is imported.
+
+    Without ``PREFECT_API_URL`` Prefect starts its ephemeral SQLite server; we keep its database beside the
+    artifacts (``$LMPIPE_HOME/prefect``) so ``lmpipe ui`` later shows the same runs.
+    """
+    if home:
+        os.environ["LMPIPE_HOME"] = home
+    lm_home = os.environ.setdefault("LMPIPE_HOME", os.path.abspath("lmpipe-data"))
+    if "PREFECT_HOME" not in os.environ and "PREFECT_API_URL" not in os.environ and "://" not in lm_home:
+        os.environ["PREFECT_HOME"] = str(Path(lm_home).resolve() / "prefect")
+    # The analytics service makes SQLite report "database is locked" under the ephemeral server.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    from flows.config import UserError
+
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise UserError(f"--set expects KEY=VALUE, got '{it}'; e.g. --set pretrain.steps=50")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from flows import dag
+    from flows.config import resolve_config
+    from storage.lineage import lineage_lines
+    from storage.store import ArtifactStore
+
+    overrides = _parse_sets(a.set)
+    cfg = resolve_config(a.preset, overrides, a.input or None)  # all user errors surface before any work
+    dag.expand_refresh(a.refresh)
+    store = ArtifactStore()
+    known = dag.known_from(store, getattr(a, "from_id"))
+    dag.check_refresh_from(a.refresh, known)
+    dag.stages_after(a.flow, known)
+
+    t0 = time.time()
+    if a.no_prefect:
+        results = dag.run_flow_plain(a.flow, cfg, store, a.refresh, a.from_id)
+    else:
+        from flows.prefect_flows import FLOW_FUNCS
+
+        results = FLOW_FUNCS[a.flow](preset=a.preset, overrides=overrides or None, inputs=a.input or None,
+                                     refresh=a.refresh or None, from_artifact=a.from_id, home=store.url)
+    wall = time.time() - t0
+
+    print(f"\n{'stage':<10} {'status':<8} {'artifact':<26} seconds")
+    for name in STAGE_NAMES:
+        r = results.get(name)
+        if r:
+            status = "given" if r.get("given") else ("built" if r["built"] else "skipped")
+            print(f"{name:<10} {status:<8} {r['id']:<26} {r['seconds'] if r['built'] else 0:.1f}")
+    built = sum(1 for r in results.values() if r.get("built"))
+    print(f"{built} stage(s) built, {len(results) - built} skipped or given; wall time {wall:.1f} s "
+          f"(artifacts in {store.url})")
+
+    last = next((results[s]["id"] for s in reversed(STAGE_NAMES) if s in results), None)
+    if last and last.split("-")[0] in ("sft", "pretrain") and not a.no_generate:
+        from model.generate import generate
+
+        chat = last.startswith("sft-")
+        print("\nSample generations from", last)
+        for p in DEFAULT_PROMPTS:
+            out = generate(store.local_dir(last), p, max_new_tokens=48, seed=0, chat=chat)
+            print(f"  > {p}\n    {out.strip()!s}")
+    if last:
+        print("\nLineage of", last)
+        print("\n".join(lineage_lines(store, last)))
+    return 0
+
+
+def cmd_artifacts(a: argparse.Namespace) -> int:
+    from storage.lineage import summarize_stats
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    ms = store.list(a.kind)
+    if not ms:
+        print(f"no artifacts in {store.url}; run `lmpipe run` first")
+        return 0
+    print(f"{'id':<26} {'created (UTC)':<26} {'seconds':>8}  stats")
+    for m in ms:
+        print(f"{m.id:<26} {m.created_at:<26} {m.seconds:>8.1f}  {summarize_stats(m.stats)}")
+    return 0
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    m = store.get(a.id)
+    print(json.dumps({**m.to_dict(), "path": m.path}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_lineage(a: argparse.Namespace) -> int:
+    from storage.lineage import lineage_lines
+    from storage.store import ArtifactStore
+
+    print("\n".join(lineage_lines(ArtifactStore(), a.id)))
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from flows.config import UserError
+    from model.generate import generate
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    m = store.get(a.id)
+    if m.kind not in ("pretrain", "sft"):
+        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+    for p in a.prompt or DEFAULT_PROMPTS:
+        print(generate(store.local_dir(a.id), p, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+                       seed=a.seed, chat=m.kind == "sft"))
+    return 0
+
+
+def cmd_config(a: argparse.Namespace) -> int:
+    from flows.config import resolve_config
+
+    cfg = resolve_config(a.preset, _parse_sets(a.set), a.input or None)
+    print(json.dumps(cfg.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_ui(a: argparse.Namespace) -> int:
+    import subprocess
+
+    print(f"Prefect UI: http://127.0.0.1:{a.port}  (database: {os.environ.get('PREFECT_HOME', '~/.prefect')}; Ctrl-C stops it)")
+    print("Runs made by `lmpipe run` with the same LMPIPE_HOME appear there.", flush=True)
+    return subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                            "--port", str(a.port)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lmpipe", description="Web data → corpus → tokenizer → LLM, as one Prefect DAG.")
+    p.add_argument("--home", help="artifact store root (default $LMPIPE_HOME or ./lmpipe-data); fsspec URLs allowed")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def config_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--preset", default="demo", help="config preset: demo (default) or tiny")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set pretrain.steps=50 (repeatable)")
+        sp.add_argument("--input", action="append", default=[], metavar="PATH",
+                        help="raw input file (WARC/WET/JSONL/Parquet) replacing the preset's (repeatable)")
+
+    r = sub.add_parser("run", help="run a flow (default: the whole pipeline)")
+    r.add_argument("flow", nargs="?", default="pipeline", help=f"one of: {', '.join(FLOW_NAMES)}")
+    config_args(r)
+    r.add_argument("--refresh", action="append", default=[], metavar="STAGE",
+                   help=f"recompute STAGE and everything downstream; stages: {', '.join(STAGE_NAMES)}, all")
+    r.add_argument("--from", dest="from_id", metavar="ID", help="start downstream of this artifact")
+    r.add_argument("--no-prefect", action="store_true", help="run the same DAG as plain function calls")
+    r.add_argument("--no-generate", action="store_true", help="skip the sample generation at the end")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("artifacts", help="list complete artifacts")
+    s.add_argument("--kind", help="only this kind (stage name)")
+    s.set_defaults(func=cmd_artifacts)
+    s = sub.add_parser("show", help="print an artifact's manifest")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_show)
+    s = sub.add_parser("lineage", help="print the lineage tree back to the raw inputs")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_lineage)
+    s = sub.add_parser("generate", help="sample text from a pretrain/sft artifact")
+    s.add_argument("id")
+    s.add_argument("--prompt", action="append")
+    s.add_argument("--max-new-tokens", type=int, default=64)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_generate)
+    s = sub.add_parser("config", help="print the resolved config")
+    config_args(s)
+    s.set_defaults(func=cmd_config)
+    s = sub.add_parser("ui", help="start the Prefect UI (127.0.0.1)")
+    s.add_argument("--port", type=int, default=4200)
+    s.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    _setup_env(a.home)
+    from flows.config import UserError
+    from storage.store import ArtifactNotFound
+
+    try:
+        return a.func(a)
+    except (UserError, ArtifactNotFound, FileNotFoundError, PermissionError) as e:
+        msg = str(e.args[0]) if isinstance(e, ArtifactNotFound) and e.args else str(e)
+        print(f"lmpipe: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmpipe: interrupted; finished stages are kept, the interrupted one is redone next run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The pipeline's resolved configuration: one frozen Pydantic model composed of every stage's own config.
+
+Each stage's config class lives beside its code (``curation.config``, ``tokenizer.config``, ``model.config``);
+this module only composes them, holds the presets and applies ``--set key=value`` overrides.
+
+Presets are functions: ``demo()`` is what ``make run`` uses (the bundled data under ``demo/``), ``tiny()`` is
+the same DAG shrunk for tests. Overrides are dotted keys (``pretrain.steps=50``); an unknown key fails with the
+list of valid keys at that level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
+from model.config import PretrainConfig, SFTConfig
+from tokenizer.config import TokenizerConfig, TokensConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "demo"
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, unknown key, unknown stage): the CLI prints it on one line."""
+
+
+class PipelineConfig(BaseModel):
+    """Everything that decides what the DAG computes. Goes (per stage section) into the artifact ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[str] = Field(description="Raw inputs: WARC/WET (.warc, .warc.gz), JSONL or Parquet text files.")
+    sft_data: list[str] = Field(description="Instruction data for SFT: Alpaca / ShareGPT / BELLE JSON files.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    tokens: TokensConfig = Field(default_factory=TokensConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+
+
+def _demo_files(sub: str, pattern: str) -> list[str]:
+    return sorted(str(p) for p in (DEMO_DIR / sub).glob(pattern))
+
+
+def demo() -> dict[str, Any]:
+    """The bundled demo: 3 real WARCs (Common Crawl + wget), zh Wikipedia and en C4 text, zh+en SFT data."""
+    return {
+        "inputs": _demo_files("warc", "*.warc.gz") + _demo_files("text", "*.jsonl"),
+        "sft_data": _demo_files("sft", "*.json"),
+    }
+
+
+def tiny() -> dict[str, Any]:
+    """The demo DAG shrunk to seconds per stage, for tests: one WARC + the zh text, a few training steps."""
+    return {
+        "inputs": [str(DEMO_DIR / "warc" / "cc-main-2020-34-sample.warc.gz"),
+                   str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
+                   str(DEMO_DIR / "text" / "en_c4.jsonl")],
+        "sft_data": [str(DEMO_DIR / "sft" / "identity_zh_en.json")],
+        "tokenizer": {"vocab_size": 1024},
+        "pretrain": {"depth": 1, "steps": 20, "batch_size": 4, "seq_len": 64, "eval_every": 10,
+                     "eval_batches": 1, "warmup_steps": 2},
+        "sft": {"steps": 5, "batch_size": 4, "max_len": 96, "warmup_steps": 1, "eval_batches": 1},
+    }
+
+
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"demo": demo, "tiny": tiny}
+
+
+def parse_value(raw: str) -> Any:
+    """``--set`` values: JSON when it parses (numbers, lists, true/false), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    return [prefix + k for k in model.model_fields]
+
+
+def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data[a][b] = value`` for ``a.b``, checking each key against the config classes."""
+    parts = dotted.split(".")
+    model: type[BaseModel] = PipelineConfig
+    node = data
+    for i, key in enumerate(parts):
+        fields = model.model_fields
+        if key not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            raise UserError(f"unknown config key '{dotted}'; valid keys at {where}: "
+                            + ", ".join(_valid_keys(model, ".".join(parts[:i]) + "." if i else "")))
+        if i == len(parts) - 1:
+            node[key] = value
+            return
+        ann = fields[key].annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            raise UserError(f"config key '{'.'.join(parts[:i + 1])}' has no sub-keys; use --set "
+                            f"{'.'.join(parts[:i + 1])}=VALUE")
+        node = node.setdefault(key, {})
+        model = ann
+
+
+def resolve_config(preset: str = "demo", overrides: dict[str, Any] | None = None,
+                   inputs: list[str] | None = None) -> PipelineConfig:
+    """Build and validate the config: preset, then ``--set`` overrides, then ``--input`` paths."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+    data = PRESETS[preset]()
+    for k, v in (overrides or {}).items():
+        apply_override(data, k, parse_value(v) if isinstance(v, str) else v)
+    if inputs:
+        data["inputs"] = list(inputs)
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise UserError(f"invalid config value for '{loc}': {err['msg']}; see `lmpipe config` for the defaults") from None
+    check_paths(cfg.inputs, "input")
+    check_paths(cfg.sft_data, "SFT data")
+    return cfg
+
+
+def check_paths(paths: list[str], what: str) -> None:
+    """Fail early, before any stage runs, on a missing or unreadable input path."""
+    if not paths:
+        raise UserError(f"no {what} files given; pass them with --input or in the preset")
+    for p in paths:
+        if "://" in p:  # fsspec URL: checked by the reader
+            continue
+        if not os.path.exists(p):
+            raise UserError(f"{what} file not found: {p}; check the path (relative paths are from the current directory)")
+        if not os.access(p, os.R_OK) or os.path.isdir(p):
+            raise UserError(f"{what} path is not a readable file: {p}; fix its permissions or pass a file")

@@ -1,0 +1,171 @@
+"""Prefect flows and tasks: thin wrappers over ``flows.dag`` (one task per stage, one flow per DAG section).
+
+Flows: ``corpus`` (ingest … mix), ``tokenizer`` (tokenizer, tokens), ``pretrain``, ``sft`` and ``pipeline``
+(all four as subflows). Every flow takes the same parameters, so the Prefect UI's "Custom run" can do what
+the CLI does:
+
+* ``preset``: config preset name (``demo``, ``tiny``); ``overrides``: ``{"pretrain.steps": "50"}``;
+* ``inputs``: raw input paths replacing the preset's; ``refresh``: stages to recompute (plus what depends
+  on them); ``from_artifact``: start downstream of that artifact; ``home``: the artifact store root.
+
+Skipping is decided by the manifests in the store (``flows.dag``); Prefect's own task cache is off, since a
+cached Prefect result can point at a deleted file. Each stage publishes a markdown artifact (manifest summary,
+parents) and a table artifact (its stats) on the flow run.
+
+Run: ``lmpipe run pipeline`` (see ``flows.cli``), or ``python -m flows.prefect_flows`` for the demo.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+
+from flows import dag
+from flows.config import resolve_config
+from storage.lineage import lineage_lines, summarize_stats
+from storage.store import ArtifactStore, Manifest
+
+
+def _flow_run_id() -> str | None:
+    try:
+        ctx = get_run_context()
+        fr = getattr(ctx, "flow_run", None) or getattr(getattr(ctx, "task_run", None), "flow_run_id", None)
+        return str(getattr(fr, "id", fr)) if fr else None
+    except Exception:  # outside a run
+        return None
+
+
+def _key(text: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def _flatten(stats: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    rows = []
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            rows += _flatten(v, f"{prefix}{k}.")
+        else:
+            rows.append({"stat": f"{prefix}{k}", "value": str(v)})
+    return rows
+
+
+def publish(m: Manifest, built: bool) -> None:
+    """Mirror a manifest into the Prefect UI: a markdown summary and a stats table."""
+    status = "built" if built else "skipped (artifact already complete)"
+    parents = "\n".join(f"- `{p}`" for p in m.parents) or "- (raw inputs)"
+    raw = "\n".join(f"- `{i['path']}` ({i['bytes']} bytes, sha256 `{i['sha256'][:12]}`)" for i in m.inputs)
+    md = (f"## {m.kind}: `{m.id}`\n\n**{status}** in {m.seconds:.1f} s · created {m.created_at} · "
+          f"code `{m.code_revision}`\n\n**Parents**\n{parents}\n"
+          + (f"\n**Raw inputs**\n{raw}\n" if raw else "")
+          + f"\n**Stats**: {summarize_stats(m.stats)}\n\n**Files**: {len(m.files)} · path `{m.path}`\n")
+    create_markdown_artifact(markdown=md, key=_key(f"{m.kind}-manifest"), description=f"{m.kind} manifest")
+    rows = _flatten(m.stats)
+    if rows:
+        create_table_artifact(table=rows, key=_key(f"{m.kind}-stats"), description=f"{m.kind} stats")
+
+
+def _stage_fn(name: str):
+    def run(preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None, home: str | None,
+            ids: dict[str, str], refresh: bool) -> dict[str, Any]:
+        cfg = resolve_config(preset, overrides, inputs)
+        store = ArtifactStore(home)
+        m, built = dag.run_stage(name, cfg, store, ids, refresh, flow_run_id=_flow_run_id())
+        get_run_logger().info("%s %s %s (%s)", name, "built" if built else "skipped", m.id, summarize_stats(m.stats))
+        publish(m, built)
+        return {"id": m.id, "built": built, "seconds": m.seconds}
+
+    run.__name__ = f"{name}_stage"
+    run.__doc__ = f"Prefect task for the '{name}' stage; the work is in the library (see flows.dag)."
+    return run
+
+
+# One task per stage. Retries are for transient failures (I/O); the stage itself is idempotent.
+TASKS = {name: task(_stage_fn(name), name=name, cache_policy=NO_CACHE, retries=0) for name in dag.ORDER}
+
+
+def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None,
+                 refresh: list[str] | None, from_artifact: str | None, home: str | None) -> dict[str, Any]:
+    """Run one section's stages as tasks; returns ``{stage: {"id", "built", "seconds"}}`` incl. given ones."""
+    resolve_config(preset, overrides, inputs)  # fail fast on bad config
+    store = ArtifactStore(home)
+    store.clean_tmp()
+    known = dag.known_from(store, from_artifact)
+    force = dag.expand_refresh(refresh)
+    ids = dict(known)
+    results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
+    for name in dag.stages_after(flow_name, known):
+        results[name] = TASKS[name](preset, overrides, inputs, home, dict(ids), name in force)
+        ids[name] = results[name]["id"]
+    return results
+
+
+@flow(name="corpus", log_prints=True)
+def corpus_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                refresh: list[str] | None = None, from_artifact: str | None = None,
+                home: str | None = None) -> dict[str, Any]:
+    """Raw WARC/JSONL → extracted, language-identified, filtered, deduplicated, scored, mixed Parquet."""
+    return _run_section("corpus", preset, overrides, inputs, refresh, from_artifact, home)
+
+
+@flow(name="tokenizer", log_prints=True)
+def tokenizer_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                   refresh: list[str] | None = None, from_artifact: str | None = None,
+                   home: str | None = None) -> dict[str, Any]:
+    """Mixed corpus → sentencepiece BPE tokenizer → token shards."""
+    return _run_section("tokenizer", preset, overrides, inputs, refresh, from_artifact, home)
+
+
+@flow(name="pretrain", log_prints=True)
+def pretrain_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                  refresh: list[str] | None = None, from_artifact: str | None = None,
+                  home: str | None = None) -> dict[str, Any]:
+    """Token shards → pretrained Llama-style model (a subprocess; GPU when there is one)."""
+    return _run_section("pretrain", preset, overrides, inputs, refresh, from_artifact, home)
+
+
+@flow(name="sft", log_prints=True)
+def sft_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+             refresh: list[str] | None = None, from_artifact: str | None = None,
+             home: str | None = None) -> dict[str, Any]:
+    """Pretrained model + instruction data → SFT model (assistant-only loss)."""
+    return _run_section("sft", preset, overrides, inputs, refresh, from_artifact, home)
+
+
+SECTION_FLOWS = {"corpus": corpus_flow, "tokenizer": tokenizer_flow, "pretrain": pretrain_flow, "sft": sft_flow}
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                  refresh: list[str] | None = None, from_artifact: str | None = None,
+                  home: str | None = None) -> dict[str, Any]:
+    """The whole DAG: corpus → tokenizer → pretrain → sft, each a subflow; ends with a lineage artifact."""
+    resolve_config(preset, overrides, inputs)
+    store = ArtifactStore(home)
+    known = dag.known_from(store, from_artifact)
+    dag.check_refresh_from(refresh, known)
+    results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
+    start = from_artifact
+    for section, fl in SECTION_FLOWS.items():
+        if not dag.stages_after(section, {k: v["id"] for k, v in results.items()}):
+            continue
+        out = fl(preset=preset, overrides=overrides, inputs=inputs, refresh=refresh, from_artifact=start, home=home)
+        for k, v in out.items():
+            if not (v.get("given") and k in results):
+                results[k] = v
+        start = results[dag.FLOWS[section][-1]]["id"]
+    last = results[dag.ORDER[-1]]["id"]
+    create_markdown_artifact(markdown="## Lineage\n\n```\n" + "\n".join(lineage_lines(store, last)) + "\n```\n",
+                             key="lineage", description="lineage of the final artifact")
+    return results
+
+
+FLOW_FUNCS = {**SECTION_FLOWS, "pipeline": pipeline_flow}
+
+if __name__ == "__main__":
+    print(pipeline_flow())

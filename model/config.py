@@ -1,0 +1,133 @@
+"""Configs of the model package: the architecture (`GPTConfig`) and the two training stages.
+
+All three are frozen Pydantic models with unknown keys forbidden, so a typo in a JSON config fails
+loudly instead of silently training with a default. Field descriptions double as CLI/UI help text.
+
+`GPTConfig.from_depth` is the one dial for model size (nanochat's idea): the width, head count and
+key/value head count all follow from the number of layers, so presets differ by one integer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps": validated at run time by torch.device().
+DType = Literal["auto", "float32", "bfloat16"]
+
+
+class GPTConfig(BaseModel):
+    """Shape of the Llama-style decoder. Saved as `model_config.json` in every model directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = Field(gt=0, description="Number of token ids (the tokenizer's vocab size).")
+    seq_len: int = Field(
+        gt=0, description="Context length used in pretraining (RoPE tables grow beyond it on demand)."
+    )
+    n_layer: int = Field(gt=0, description="Number of transformer blocks.")
+    n_embd: int = Field(gt=0, description="Residual stream width.")
+    n_head: int = Field(gt=0, description="Number of query heads; head_dim = n_embd // n_head.")
+    n_kv_head: int = Field(
+        gt=0, description="Number of key/value heads (grouped-query attention); divides n_head."
+    )
+    multiple_of: int = Field(
+        default=64, gt=0, description="SwiGLU hidden size is rounded up to a multiple of this."
+    )
+    rope_theta: float = Field(default=10000.0, gt=0, description="RoPE base frequency.")
+    norm_eps: float = Field(default=1e-5, gt=0, description="RMSNorm epsilon.")
+    tie_embeddings: bool = Field(
+        default=True, description="Share the token embedding matrix with the output projection."
+    )
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> GPTConfig:
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.n_head % self.n_kv_head != 0:
+            raise ValueError(f"n_head={self.n_head} must be divisible by n_kv_head={self.n_kv_head}")
+        if (self.n_embd // self.n_head) % 2 != 0:
+            raise ValueError("head_dim = n_embd // n_head must be even for RoPE")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_hidden(self) -> int:
+        """SwiGLU hidden size: 8/3 * width keeps the parameter count of a 4x GELU MLP."""
+        hidden = int(8 * self.n_embd / 3)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    @classmethod
+    def from_depth(cls, depth: int, vocab_size: int, seq_len: int) -> GPTConfig:
+        """Size a model from its depth alone: width 64*depth, head_dim 64, half as many kv heads."""
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        width = 64 * depth
+        heads = max(1, width // 64)
+        kv_heads = heads // 2 if heads % 2 == 0 else heads
+        return cls(
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            n_layer=depth,
+            n_embd=width,
+            n_head=heads,
+            n_kv_head=kv_heads,
+        )
+
+
+class PretrainConfig(BaseModel):
+    """Hyperparameters of `model.pretrain.pretrain`. Defaults: the CPU demo (~2 minutes on 2 cores)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    depth: int = Field(default=2, ge=1, description="Model depth; width = 64 * depth (GPTConfig.from_depth).")
+    seq_len: int = Field(default=128, ge=8, description="Tokens per training window.")
+    batch_size: int = Field(default=16, ge=1, description="Windows per micro-batch.")
+    steps: int = Field(default=300, ge=1, description="Optimizer steps.")
+    lr: float = Field(default=3e-3, gt=0, description="Peak learning rate (AdamW).")
+    min_lr_frac: float = Field(
+        default=0.1, ge=0, le=1, description="Cosine schedule ends at lr * min_lr_frac."
+    )
+    warmup_steps: int = Field(default=30, ge=0, description="Linear warmup steps from 0 to lr.")
+    weight_decay: float = Field(
+        default=0.1, ge=0, description="AdamW weight decay on matrices and embeddings (not norms)."
+    )
+    grad_clip: float = Field(default=1.0, ge=0, description="Clip the global grad norm to this; 0 disables.")
+    grad_accum: int = Field(default=1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    eval_every: int = Field(
+        default=100, ge=1, description="Evaluate val loss / bits-per-byte every N steps (and at the end)."
+    )
+    eval_batches: int = Field(default=4, ge=1, description="Val batches per evaluation (fixed windows).")
+    seed: int = Field(default=0, description="Seed for init and data order.")
+    device: Device = Field(default="auto", description="'auto' (cuda > mps > cpu), 'cpu', 'cuda', 'cuda:N'.")
+    dtype: DType = Field(
+        default="auto", description="'auto' = bf16 autocast on cuda, fp32 elsewhere; or force one."
+    )
+    compile: bool = Field(default=False, description="torch.compile the model (pays off on GPU only).")
+
+
+class SFTConfig(BaseModel):
+    """Hyperparameters of `model.sft.sft` (supervised fine-tuning on chat data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(default=100, ge=1, description="Optimizer steps.")
+    lr: float = Field(default=1e-3, gt=0, description="Peak learning rate (AdamW), cosine-decayed to 0.")
+    batch_size: int = Field(default=8, ge=1, description="Conversations per batch (padded to the longest).")
+    max_len: int = Field(
+        default=256, ge=8, description="Conversations longer than this many tokens are truncated."
+    )
+    warmup_steps: int = Field(default=10, ge=0, description="Linear warmup steps from 0 to lr.")
+    seed: int = Field(default=0, description="Seed for the val split and batch order.")
+    val_fraction: float = Field(
+        default=0.05, gt=0, lt=1, description="Fraction of conversations held out for val loss."
+    )
+    eval_batches: int = Field(default=4, ge=1, description="Val batches for the final evaluation.")
+    device: Device = Field(default="auto", description="'auto' (cuda > mps > cpu), 'cpu', 'cuda', 'cuda:N'.")
+    dtype: DType = Field(
+        default="auto", description="'auto' = bf16 autocast on cuda, fp32 elsewhere; or force one."
+    )

@@ -1,0 +1,343 @@
+"""The artifact store: the only code in lmpipe that knows where stage outputs live.
+
+Every stage output is an *artifact*: a directory holding the stage's files plus ``manifest.json``.
+The manifest is written **last**; its presence is what marks an artifact complete. A stage writes into a
+private ``.tmp-*`` directory that is renamed into place only after the manifest is in it, so a crash (even
+``kill -9``) leaves a ``.tmp-*`` directory that nothing takes for finished work; it is removed on the next
+run once the process that owned it is gone.
+
+Artifact ids are content addressed: ``<kind>-<12 hex>`` where the hex is a SHA-256 over the kind, the stage
+version, the resolved config and the sorted parent ids. Same inputs and config give the same id, so a finished
+stage is found and skipped; one changed threshold gives a new id for that stage and everything downstream.
+
+The root is ``$LMPIPE_HOME`` (default ``./lmpipe-data``) or any fsspec URL (``s3://bucket/lmpipe``,
+``memory://x``). On a local root artifacts are built in place and renamed atomically; on a remote root they
+are built in a local scratch directory, uploaded, and the manifest is uploaded last.
+
+Usage::
+
+    store = ArtifactStore()                       # $LMPIPE_HOME or ./lmpipe-data
+    aid = store.artifact_id("mix", "1", cfg, parents)
+    manifest = store.build("mix", "1", cfg, parents, lambda out_dir: {"docs": 10})
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import fsspec
+
+MANIFEST = "manifest.json"
+TMP_PREFIX = ".tmp-"
+DEFAULT_HOME = "./lmpipe-data"
+
+
+class ArtifactNotFound(LookupError):
+    """Raised for an artifact id that has no complete manifest in the store."""
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the byte string that ids are hashed from."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_id(kind: str, stage_version: str, config: dict[str, Any], parents: list[str]) -> str:
+    """Content-addressed artifact id: ``kind-<first 12 hex of sha256(kind, version, config, parents)>``.
+
+    12 hex digits = 48 bits: a collision becomes likely only around 2**24 (16M) artifacts of one kind.
+    """
+    payload = canonical_json(
+        {"kind": kind, "stage_version": str(stage_version), "config": config, "parents": sorted(parents)}
+    )
+    return f"{kind}-{hashlib.sha256(payload.encode('utf-8')).hexdigest()[:12]}"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a local file, streamed in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _code_revision() -> str | None:
+    """The git commit of the lmpipe checkout, when there is one (recorded in every manifest)."""
+    try:
+        here = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _parquet_rows(path: Path) -> int | None:
+    if path.suffix != ".parquet":
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # a stage may write a file named .parquet that is not one; rows is optional
+        return None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed ``manifest.json`` of one complete artifact."""
+
+    id: str
+    kind: str
+    stage_version: str
+    config: dict[str, Any]
+    parents: list[str]
+    files: list[dict[str, Any]]
+    stats: dict[str, Any]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    created_at: str = ""
+    seconds: float = 0.0
+    code_revision: str | None = None
+    flow_run_id: str | None = None
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("path")
+        return d
+
+    def file_paths(self, suffix: str = "", exclude_dirs: tuple[str, ...] = ("removed",)) -> list[str]:
+        """Full paths of the artifact's files ending in ``suffix``, skipping files under ``exclude_dirs``."""
+        out = []
+        for f in self.files:
+            rel = f["path"]
+            if rel.split("/", 1)[0] in exclude_dirs and "/" in rel:
+                continue
+            if rel.endswith(suffix):
+                out.append(self.path.rstrip("/") + "/" + rel)
+        return sorted(out)
+
+
+class ArtifactStore:
+    """Artifacts under one root directory or fsspec URL; see the module docstring."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        root = str(root) if root is not None else os.environ.get("LMPIPE_HOME", DEFAULT_HOME)
+        self.fs, self._root = fsspec.core.url_to_fs(root)
+        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        if self.is_local:
+            self._root = os.path.abspath(self._root)
+        self.fs.makedirs(self._root, exist_ok=True)
+        self.url = root if not self.is_local else self._root
+
+    # ---- paths -------------------------------------------------------------------------------------
+    def path(self, artifact_id: str) -> str:
+        """Where an artifact lives: ``<root>/<kind>/<id>``."""
+        kind = artifact_id.rsplit("-", 1)[0]
+        return f"{self._root}/{kind}/{artifact_id}"
+
+    def artifact_id(self, kind: str, stage_version: str, config: dict[str, Any], parents: list[str]) -> str:
+        return compute_id(kind, stage_version, config, parents)
+
+    # ---- queries -----------------------------------------------------------------------------------
+    def exists(self, artifact_id: str) -> bool:
+        """True only for a complete artifact (its manifest is present)."""
+        return self.fs.exists(f"{self.path(artifact_id)}/{MANIFEST}")
+
+    def get(self, artifact_id: str) -> Manifest:
+        """The manifest of a complete artifact; ``ArtifactNotFound`` otherwise."""
+        mpath = f"{self.path(artifact_id)}/{MANIFEST}"
+        if "-" not in artifact_id or not self.fs.exists(mpath):
+            raise ArtifactNotFound(
+                f"no artifact '{artifact_id}' in {self.url}; run `lmpipe artifacts` to list the ids there"
+            )
+        with self.fs.open(mpath, "r", encoding="utf-8") as f:
+            data = json.load(f)
+        return Manifest(path=self.path(artifact_id), **data)
+
+    def list(self, kind: str | None = None) -> list[Manifest]:
+        """Every complete artifact, oldest first."""
+        out: list[Manifest] = []
+        for mpath in self.fs.glob(f"{self._root}/*/*/{MANIFEST}"):
+            parts = mpath.rstrip("/").split("/")
+            if parts[-2].startswith(TMP_PREFIX) or (kind and parts[-3] != kind):
+                continue
+            try:
+                out.append(self.get(parts[-2]))
+            except (ArtifactNotFound, json.JSONDecodeError, TypeError):
+                continue
+        return sorted(out, key=lambda m: m.created_at)
+
+    def local_dir(self, artifact_id: str) -> Path:
+        """A local directory with the artifact's files (the artifact itself on a local root, else a cached copy)."""
+        if self.is_local:
+            self.get(artifact_id)
+            return Path(self.path(artifact_id))
+        cache = Path(os.environ.get("LMPIPE_CACHE", Path(tempfile.gettempdir()) / "lmpipe-cache")) / artifact_id
+        if not (cache / MANIFEST).exists():
+            self.get(artifact_id)
+            tmp = cache.with_name(f"{TMP_PREFIX}{artifact_id}-{uuid.uuid4().hex[:8]}")
+            self.fs.get(self.path(artifact_id) + "/", str(tmp), recursive=True)
+            if cache.exists():
+                shutil.rmtree(cache)
+            os.replace(tmp, cache)
+        return cache
+
+    # ---- writing -----------------------------------------------------------------------------------
+    def clean_tmp(self) -> int:
+        """Remove ``.tmp-*`` directories left by crashed runs whose process is gone; returns how many."""
+        if not self.is_local:
+            return 0
+        removed = 0
+        for kind_dir in Path(self._root).iterdir() if Path(self._root).exists() else []:
+            if not kind_dir.is_dir():
+                continue
+            for d in kind_dir.glob(f"{TMP_PREFIX}*"):
+                # name: .tmp-<id>-<host>-<pid>-<rand>
+                bits = d.name.split("-")
+                try:
+                    host, pid = bits[-3], int(bits[-2])
+                except (IndexError, ValueError):
+                    host, pid = "", -1
+                if host == _hostname() and pid > 0 and _pid_alive(pid) and pid != os.getpid():
+                    continue
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def build(
+        self,
+        kind: str,
+        stage_version: str,
+        config: dict[str, Any],
+        parents: list[str],
+        fn: Callable[[Path], dict[str, Any]],
+        *,
+        inputs: list[dict[str, Any]] | None = None,
+        refresh: bool = False,
+        flow_run_id: str | None = None,
+    ) -> tuple[Manifest, bool]:
+        """Return the artifact for these inputs, computing it with ``fn(out_dir) -> stats`` when needed.
+
+        Returns ``(manifest, built)``; ``built`` is False when a complete artifact was already there.
+        ``refresh=True`` recomputes and then replaces the existing artifact.
+        """
+        aid = compute_id(kind, stage_version, config, parents)
+        if not refresh and self.exists(aid):
+            return self.get(aid), False
+        for p in parents:
+            if not self.exists(p):
+                raise ArtifactNotFound(f"parent artifact '{p}' of {aid} is missing; re-run without --from")
+
+        t0 = time.time()
+        scratch = Path(self._root if self.is_local else tempfile.gettempdir())
+        if self.is_local:
+            scratch = Path(self._root) / kind
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = scratch / f"{TMP_PREFIX}{aid}-{_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            stats = fn(tmp) or {}
+            files = []
+            for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                rel = f.relative_to(tmp).as_posix()
+                entry: dict[str, Any] = {"path": rel, "bytes": f.stat().st_size, "sha256": sha256_file(f)}
+                rows = _parquet_rows(f)
+                if rows is not None:
+                    entry["rows"] = rows
+                files.append(entry)
+            manifest = {
+                "id": aid,
+                "kind": kind,
+                "stage_version": str(stage_version),
+                "config": config,
+                "parents": sorted(parents),
+                "inputs": inputs or [],
+                "files": files,
+                "stats": json.loads(canonical_json(stats)),
+                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(time.time() - t0, 3),
+                "code_revision": _code_revision(),
+                "flow_run_id": flow_run_id,
+            }
+            self._publish(aid, tmp, manifest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.get(aid), True
+
+    def _publish(self, aid: str, tmp: Path, manifest: dict[str, Any]) -> None:
+        """Write the manifest last and move the directory into place (atomically on a local root)."""
+        final = self.path(aid)
+        if self.is_local:
+            mtmp = tmp / (MANIFEST + ".part")
+            with open(mtmp, "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=2, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(mtmp, tmp / MANIFEST)
+            old = None
+            if os.path.exists(final):  # refresh: move the old one aside first; rename of a dir is atomic
+                old = f"{os.path.dirname(final)}/{TMP_PREFIX}old-{aid}-{_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                os.replace(final, old)
+            os.replace(tmp, final)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+            return
+        # Remote root: drop any previous manifest first so the old artifact stops claiming completeness,
+        # upload the files, then the manifest last.
+        if self.fs.exists(f"{final}/{MANIFEST}"):
+            self.fs.rm(f"{final}/{MANIFEST}")
+        self.fs.makedirs(final, exist_ok=True)
+        for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            rel = f.relative_to(tmp).as_posix()
+            self.fs.makedirs(f"{final}/{rel}".rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(f), f"{final}/{rel}")
+        with self.fs.open(f"{final}/{MANIFEST}", "w", encoding="utf-8") as f:
+            f.write(json.dumps(manifest, indent=2, ensure_ascii=False))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # ---- lineage -----------------------------------------------------------------------------------
+    def ancestors(self, artifact_id: str) -> Iterator[Manifest]:
+        """The artifact and every ancestor, each once, depth first."""
+        seen: set[str] = set()
+        stack = [artifact_id]
+        while stack:
+            aid = stack.pop()
+            if aid in seen:
+                continue
+            seen.add(aid)
+            m = self.get(aid)
+            yield m
+            stack.extend(reversed(m.parents))
+
+
+def _hostname() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
