@@ -42,7 +42,8 @@ KNOWN_EXTRA_COLUMNS: dict[str, pa.DataType] = {
     "drop_reason": pa.string(),
 }
 
-ExtraColumns = Mapping[str, pa.DataType] | Iterable[str] | None
+# Extra columns: a name -> type mapping (type None = the standard type of a known column), or names.
+ExtraColumns = Mapping[str, pa.DataType | None] | Iterable[str] | None
 
 
 def doc_id(url: str | None, text: str) -> str:
@@ -57,7 +58,10 @@ def doc_id(url: str | None, text: str) -> str:
 
 
 def document_schema(extra: ExtraColumns = None) -> pa.Schema:
-    """The base schema plus `extra` columns (a name -> type mapping, or names of known extra columns)."""
+    """The base schema plus `extra` columns (a name -> type mapping, or names of known extra columns).
+
+    Known extra columns (`KNOWN_EXTRA_COLUMNS`) may be given without a type (None, or by name only).
+    """
     schema = BASE_SCHEMA
     if extra is None:
         return schema
@@ -89,6 +93,7 @@ class DocumentWriter:
 
     def write(self, row: Mapping[str, Any]) -> None:
         self._buffer.append(dict(row))
+        self.rows += 1
         if len(self._buffer) >= ROW_GROUP_ROWS:
             self._flush()
 
@@ -100,7 +105,6 @@ class DocumentWriter:
             columns = {name: [row.get(name) for row in self._buffer] for name in self.schema.names}
             table = pa.Table.from_pydict(columns, schema=self.schema)
             self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            self.rows += len(self._buffer)
             self._buffer = []
 
     def close(self) -> None:
@@ -125,7 +129,7 @@ class LazyWriter:
 
     @property
     def rows(self) -> int:
-        return 0 if self._writer is None else self._writer.rows + len(self._writer._buffer)
+        return 0 if self._writer is None else self._writer.rows
 
     def write(self, row: Mapping[str, Any]) -> None:
         if self._writer is None:
@@ -157,10 +161,10 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
+        if path.parent.name == "removed" or path.name == "removed":
+            continue
         if not path.exists():
             raise FileNotFoundError(f"input not found: {path} (pass existing Parquet files or directories)")
-        if path.parent.name == "removed" or (path.is_dir() and path.name == "removed"):
-            continue
         if path.is_dir():
             files.extend(sorted(p for p in path.glob("*.parquet") if p.is_file()))
         else:

@@ -107,24 +107,31 @@ def _read_warc(path: Path, stats: ReadStats) -> Iterator[dict[str, Any]]:
         while True:
             fh.seek(start)
             iterator = ArchiveIterator(fh)
+            search_from: int | None = None
             try:
                 for record in iterator:
                     offset = iterator.offset  # start of this record (get_record_offset() would consume it)
                     stats.records += 1
-                    out = _warc_record(record, offset, stats)
+                    out, truncated = _warc_record(record, offset, stats)
                     if out is not None:
                         yield out
-                return
+                    if truncated:
+                        # The file ended or a gzip member broke inside this record: warcio then reads
+                        # nothing more from this pass, so look for the next record after it.
+                        search_from = offset + 1
+                        break
             except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as exc:
                 failed_at = iterator.offset
                 stats.damaged(failed_at, f"{type(exc).__name__}: {exc}".strip())
+                # warcio may already have consumed the next record's first line when it fails,
+                # so look a little before the failure, but always strictly after this pass's start.
+                search_from = max(start + 1, failed_at - 64)
+            if search_from is None:
+                return
             resyncs += 1
             if resyncs > MAX_RESYNCS:
                 stats.damaged(None, f"gave up after {MAX_RESYNCS} resyncs")
                 return
-            # Resume strictly after the last start (progress is guaranteed). warcio may already have
-            # consumed the next record's first line when it fails, so look a little before the failure.
-            search_from = max(start + 1, failed_at - 64)
             found = _find_next(fh, search_from, is_gzip)
             if found is None:
                 return
@@ -152,41 +159,41 @@ def _find_next(fh: BinaryIO, position: int, is_gzip: bool, chunk: int = 1 << 20)
         position += len(data) - overlap
 
 
-def _warc_record(record: Any, offset: int, stats: ReadStats) -> dict[str, Any] | None:
-    """Turn one warcio record into a reader dict, or count why it is skipped."""
+def _warc_record(record: Any, offset: int, stats: ReadStats) -> tuple[dict[str, Any] | None, bool]:
+    """Turn one warcio record into a reader dict (or None, counting why), and whether it was truncated."""
     rec_type = record.rec_type
     url = record.rec_headers.get_header("WARC-Target-URI")
+    out: dict[str, Any] | None = None
     try:
         if rec_type == "conversion":  # WET: the text is already extracted
             payload = record.content_stream().read()
-            truncated = _drain(record)
-            text = payload.decode("utf-8", errors="replace")
-            if truncated:
-                stats.damaged(offset, "truncated conversion record")
-            return _text_record(text, url, None, None, offset, truncated)
-        if rec_type != "response":
+            out = _text_record(payload.decode("utf-8", errors="replace"), url, None, None, offset)
+        elif rec_type != "response":
             stats.skip(rec_type or "unknown")
-            return None
-        if record.http_headers is None:  # e.g. Heritrix `dns:` responses
+        elif record.http_headers is None:  # e.g. Heritrix `dns:` responses
             stats.skip("no_http_headers")
-            return None
-        status = record.http_headers.get_statuscode()
-        if not status or not status.startswith("2"):
-            stats.skip("http_status")
-            return None
-        content_type = record.http_headers.get_header("Content-Type") or ""
-        mime = content_type.split(";")[0].strip().lower()
-        if mime and mime not in HTML_TYPES:
-            stats.skip("non_html")
-            return None
-        payload = record.content_stream().read()
+        elif not (record.http_headers.get_statuscode() or "").startswith("2"):
+            stats.skip("http_status")  # redirects and error pages carry no main text
+        else:
+            out = _html_record(record, url, offset, stats)
         truncated = _drain(record)
     except (zlib.error, EOFError, OSError, ValueError) as exc:
-        stats.damaged(offset, f"unreadable payload: {type(exc).__name__}: {exc}")
-        stats.skip("unreadable")
-        return None
+        stats.damaged(offset, f"unreadable record: {type(exc).__name__}: {exc}")
+        return None, True
     if truncated:
-        stats.damaged(offset, f"truncated payload ({len(payload)} bytes read)")
+        stats.damaged(offset, f"truncated {rec_type} record")
+        if out is not None:
+            out["truncated"] = True
+    return out, truncated
+
+
+def _html_record(record: Any, url: str | None, offset: int, stats: ReadStats) -> dict[str, Any] | None:
+    content_type = record.http_headers.get_header("Content-Type") or ""
+    mime = content_type.split(";")[0].strip().lower()
+    if mime and mime not in HTML_TYPES:
+        stats.skip("non_html")
+        return None
+    payload = record.content_stream().read()
     if not mime and b"<html" not in payload[:2048].lower():  # no Content-Type: sniff like a browser
         stats.skip("non_html")
         return None
@@ -202,7 +209,7 @@ def _warc_record(record: Any, offset: int, stats: ReadStats) -> dict[str, Any] |
         "kind": "html",
         "charset": match.group(1) if match else None,
         "offset": offset,
-        "truncated": truncated,
+        "truncated": False,
     }
 
 

@@ -228,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e.args[0]) if isinstance(e, ArtifactNotFound) and e.args else str(e)
         print(f"lmpipe: error: {msg}", file=sys.stderr)
         return 2
+    except ValueError as e:  # bad data or values found while a stage ran (e.g. a vocabulary too small)
+        if os.environ.get("LMPIPE_DEBUG"):
+            raise
+        print(f"lmpipe: error: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
+              "(set LMPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("lmpipe: interrupted; finished stages are kept, the interrupted one is redone next run", file=sys.stderr)
         return 130

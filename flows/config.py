@@ -67,7 +67,6 @@ def tiny() -> dict[str, Any]:
                    str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
                    str(DEMO_DIR / "text" / "en_c4.jsonl")],
         "sft_data": [str(DEMO_DIR / "sft" / "identity_zh_en.json")],
-        "tokenizer": {"vocab_size": 1024},
         "pretrain": {"depth": 1, "steps": 20, "batch_size": 4, "seq_len": 64, "eval_every": 10,
                      "eval_batches": 1, "warmup_steps": 2},
         "sft": {"steps": 5, "batch_size": 4, "max_len": 96, "warmup_steps": 1, "eval_batches": 1},

@@ -1,1 +1,6 @@
-"""model"""
+"""model: the GPT, its data loader, pretraining, SFT, generation and checkpoints (plain Python + torch).
+
+Entry points (see docs/CONTRACTS.md): `model.pretrain.pretrain`, `model.sft.sft`,
+`model.generate.generate`, and the CLIs `python -m model.pretrain|sft|generate`.
+Importing the package itself is cheap: torch loads only with the submodules.
+"""

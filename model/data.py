@@ -160,7 +160,13 @@ class BatchLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable position in the stream."""
-        return {"split": self.split, "seed": self.seed, "epoch": self.epoch, "pos": self.pos, "windows": len(self.windows)}
+        return {
+            "split": self.split,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "windows": len(self.windows),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["windows"] != len(self.windows) or state["split"] != self.split:

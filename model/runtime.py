@@ -8,7 +8,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -128,6 +128,3 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.savefig(path)
 
 
-def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

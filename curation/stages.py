@@ -1,0 +1,272 @@
+"""The curation stage functions that `flows/` (and the CLI, tests, notebooks) call.
+
+Each is `run_<stage>(inputs, out_dir, cfg) -> stats`: it reads its parent's Parquet files (`inputs`;
+raw files for ingest), writes `out_dir/docs-00000.parquet` (mix: train/val shards) and the dropped
+documents to `out_dir/removed/removed-00000.parquet` with a `drop_reason` column, and returns
+JSON-serialisable stats: docs in/out, drops per reason, seconds. It never writes manifest.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from curation import dedup, filters, langid, quality
+from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
+from curation.documents import (
+    DocumentWriter,
+    LazyWriter,
+    doc_id,
+    extra_columns,
+    read_documents,
+    resolve_inputs,
+)
+from curation.extract import extract
+from curation.mix import mix
+from curation.readers import ReadStats, read_records
+
+OUTPUT_NAME = "docs-00000.parquet"
+REMOVED_NAME = "removed/removed-00000.parquet"
+
+
+class _Outputs:
+    """The kept and removed writers of one stage, with their counters."""
+
+    def __init__(self, out_dir: Path, extra: Mapping[str, Any], removed_extra: Iterable[str] = ()) -> None:
+        self.kept = DocumentWriter(out_dir / OUTPUT_NAME, dict(extra))
+        removed_columns: dict[str, Any] = dict(extra)
+        removed_columns.update(dict.fromkeys(["drop_reason", *removed_extra]))
+        self.removed = LazyWriter(out_dir / REMOVED_NAME, removed_columns)
+        self.dropped: Counter[str] = Counter()
+
+    def keep(self, row: Mapping[str, Any]) -> None:
+        self.kept.write(row)
+
+    def drop(self, row: Mapping[str, Any], reason: str, **extra: Any) -> None:
+        self.dropped[reason] += 1
+        self.removed.write({**row, "drop_reason": reason, **extra})
+
+    def close(self) -> dict[str, Any]:
+        self.kept.close()
+        self.removed.close()
+        return {"docs_out": self.kept.rows, "dropped": dict(sorted(self.dropped.items()))}
+
+
+def _inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    files = resolve_inputs(inputs)
+    if not files:
+        raise ValueError(f"no Parquet input files in {[str(i) for i in inputs]}: pass the parent stage's output")
+    return files
+
+
+# ------------------------------------------------------------------------------------------- ingest
+
+
+def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -> dict[str, Any]:
+    """Read raw files (WARC/WET/JSONL/Parquet), extract main text from HTML, write documents.
+
+    Drops: empty_text (extraction found no main text), too_short (< cfg.min_chars characters). Records
+    that are not documents (requests, metadata, non-HTML, …) are counted under `read.skipped`.
+    """
+    start = time.perf_counter()
+    paths = [Path(p) for p in inputs]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"input not found: {path} (pass existing WARC, WET, JSONL or Parquet files)")
+    out = _Outputs(out_dir, {})
+    read_stats: dict[str, Any] = {}
+    skipped: Counter[str] = Counter()
+    damaged = 0
+    for path in paths:
+        stats = ReadStats()
+        for record in read_records(path, stats):
+            if record["kind"] == "html":
+                text, title = extract(record["content"], record["url"], record["charset"])
+            else:
+                text, title = record["content"].strip(), record["title"] or ""
+            row = {
+                # Always our own id: ids given in JSONL/Parquet inputs are only unique within their file,
+                # so they stand in for the url (the stable part) when there is none.
+                "id": doc_id(record["url"] or record["id"], text),
+                "text": text,
+                "url": record["url"],
+                "title": record["title"] or title,
+                "source": path.name,
+            }
+            if not text:
+                out.drop(row, "empty_text")
+            elif len(text) < cfg.min_chars:
+                out.drop(row, "too_short")
+            else:
+                out.keep(row)
+        read_stats[path.name] = stats.as_dict()
+        skipped.update(stats.skipped)
+        damaged += len(stats.damage)
+    result = out.close()
+    result["docs_in"] = sum(s["yielded"] for s in read_stats.values())
+    result["read"] = {"skipped": dict(sorted(skipped.items())), "damaged": damaged, "files": read_stats}
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result
+
+
+# ------------------------------------------------------------------------------------------- langid
+
+
+def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig) -> dict[str, Any]:
+    """Fill lang/lang_score with lid.176; drop other languages (lang:<code>) and low scores (low_lang_score)."""
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    out = _Outputs(out_dir, extra_columns(files))
+    wanted = set(cfg.languages)
+    docs_in = 0
+    for row in read_documents(files):
+        docs_in += 1
+        lang, score = langid.identify(row["text"] or "")
+        row = {**row, "lang": lang, "lang_score": score}
+        if lang not in wanted:
+            out.drop(row, f"lang:{lang or 'none'}")
+        elif score < cfg.min_score.get(lang, cfg.default_min_score):
+            out.drop(row, "low_lang_score")
+        else:
+            out.keep(row)
+    return {**out.close(), "docs_in": docs_in, "seconds": round(time.perf_counter() - start, 3)}
+
+
+# ------------------------------------------------------------------------------------------- filter
+
+
+def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
+    """Apply the heuristic filters of `curation.filters`; the failed rule is the drop reason."""
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    out = _Outputs(out_dir, extra_columns(files))
+    docs_in = 0
+    for row in read_documents(files):
+        docs_in += 1
+        reason = filters.check(row["text"] or "", row.get("lang"), cfg)
+        if reason:
+            out.drop(row, reason)
+        else:
+            out.keep(row)
+    return {**out.close(), "docs_in": docs_in, "seconds": round(time.perf_counter() - start, 3)}
+
+
+# -------------------------------------------------------------------------------------------- dedup
+
+
+def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> dict[str, Any]:
+    """Exact then near-duplicate removal (see `curation.dedup`).
+
+    Three streaming passes: (1) exact key, length and id of every document; (2) MinHash-LSH over one
+    representative per exact group; (3) write. Kept documents get dup_cluster (the kept id) and
+    dup_cluster_size (exact + near duplicates it stands for); removed ones get drop_reason
+    exact_duplicate or near_duplicate and duplicate_of (the id that was kept).
+    """
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    # Pass 1: the exact group of every document, and its representative (longest text, then smallest id).
+    best: dict[bytes, tuple[int, str]] = {}
+    group_size: Counter[bytes] = Counter()
+    docs_in = 0
+    for row in read_documents(files):
+        docs_in += 1
+        key = dedup.exact_key(row["text"] or "")
+        group_size[key] += 1
+        candidate = (-len(row["text"] or ""), row["id"])
+        if key not in best or candidate < best[key]:
+            best[key] = candidate
+    representative = {key: doc for key, (_, doc) in best.items()}
+
+    # Pass 2: near-duplicate clusters over the exact representatives only (each seen once).
+    def representatives() -> Iterable[tuple[str, str]]:
+        seen: set[str] = set()
+        for row in read_documents(files):
+            if row["id"] == representative[dedup.exact_key(row["text"] or "")] and row["id"] not in seen:
+                seen.add(row["id"])
+                yield row["id"], row["text"] or ""
+
+    clusters = dedup.near_duplicate_clusters(
+        representatives(),
+        threshold=cfg.threshold,
+        num_perm=cfg.num_perm,
+        word_ngram=cfg.word_ngram,
+        char_ngram=cfg.char_ngram,
+        seed=cfg.seed,
+        bands=cfg.bands,
+        rows=cfg.rows,
+    )
+    cluster_size: Counter[str] = Counter()
+    for key, rep in representative.items():
+        cluster_size[clusters[rep]] += group_size[key]
+
+    # Pass 3: write. The same id can occur twice (the same page fetched twice): only the first is kept.
+    out = _Outputs(out_dir, {**extra_columns(files), "dup_cluster": None, "dup_cluster_size": None}, ["duplicate_of"])
+    emitted: set[str] = set()
+    for row in read_documents(files):
+        rep = representative[dedup.exact_key(row["text"] or "")]
+        survivor = clusters[rep]
+        if row["id"] != rep or row["id"] in emitted:
+            out.drop(row, "exact_duplicate", duplicate_of=survivor)
+        elif survivor != rep:
+            out.drop(row, "near_duplicate", duplicate_of=survivor)
+        else:
+            emitted.add(row["id"])
+            out.keep({**row, "dup_cluster": survivor, "dup_cluster_size": cluster_size[survivor]})
+    result = out.close()
+    result.update(
+        docs_in=docs_in,
+        exact_groups=len(representative),
+        clusters=len(set(clusters.values())),
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------------ quality
+
+
+def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig) -> dict[str, Any]:
+    """Add the quality_score column (no drops: thresholds are applied at mix time)."""
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    scorer = quality.load(cfg.model_path)
+    out = _Outputs(out_dir, {**extra_columns(files), "quality_score": None})
+    docs_in = 0
+    total = 0.0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal total
+        for row, score in zip(batch, scorer.score([r["text"] or "" for r in batch])):
+            total += score
+            out.keep({**row, "quality_score": score})
+        batch.clear()
+
+    for row in read_documents(files):
+        docs_in += 1
+        batch.append(row)
+        if len(batch) >= 1000:
+            flush()
+    flush()
+    result = out.close()
+    result.update(
+        docs_in=docs_in,
+        mean_quality=round(total / docs_in, 4) if docs_in else None,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- mix
+
+
+def run_mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig) -> dict[str, Any]:
+    """Quality threshold, language weights, deterministic split/shuffle, shards (see `curation.mix`)."""
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    result = mix(files, out_dir, cfg)
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result

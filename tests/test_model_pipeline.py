@@ -1,0 +1,218 @@
+"""End-to-end tests of the model package on the repo's real demo data (demo/text, demo/sft):
+chat template and loaders, pretraining (the loss must fall), SFT, generation and the CLIs.
+
+The tokenizer directory and token shards are built with the tokenizer package's own functions
+(`train_tokenizer`, `encode_corpus`), so the contract between the two packages is exercised too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model.chat import encode_conversation, encode_prompt, load_conversations, record_to_messages
+from model.config import GPTConfig, PretrainConfig, SFTConfig
+from model.generate import generate
+from model.pretrain import pretrain
+from model.sft import sft
+from model.tok import load_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo"
+Trained = tuple[Path, dict[str, Any]]  # (model directory, stats)
+MODEL_FILES = {"model.safetensors", "model_config.json", "train_config.json", "metrics.jsonl", "loss.png", "tokenizer"}
+
+
+def demo_path(*parts: str) -> Path:
+    p = DEMO.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs demo/{'/'.join(parts)}")
+    return p
+
+
+def read_jsonl_texts(path: Path, limit: int) -> list[str]:
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            texts.append(json.loads(line)["text"])
+        if len(texts) == limit:
+            break
+    return texts
+
+
+def build_corpus(splits: dict[str, list[str]], root: Path, vocab_size: int) -> dict[str, Path]:
+    """Documents -> Parquet -> tokenizer directory + token shards, through the tokenizer package's own
+    functions, so these tests exercise the real contract between the two packages."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tokenizer import TokenizerConfig, TokensConfig, encode_corpus, train_tokenizer
+
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, docs in splits.items():
+        path = root / f"{name}-00000.parquet"
+        pq.write_table(pa.table({"id": [f"{name}{i}" for i in range(len(docs))], "text": docs}), path)
+        files[name] = [str(path)]
+    train_tokenizer(files["train"], root / "tokenizer", TokenizerConfig(vocab_size=vocab_size))
+    encode_corpus(files, root / "tokenizer", root / "tokens", TokensConfig(num_workers=1))
+    return {"tokenizer": root / "tokenizer", "tokens": root / "tokens"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """~250 KB of real zh+en text -> a 4096-token tokenizer and train/val token shards."""
+    docs = read_jsonl_texts(demo_path("text", "en_c4.jsonl"), 60) + read_jsonl_texts(
+        demo_path("text", "zh_wiki_cmrc2018.jsonl"), 120
+    )
+    val = docs[::10]
+    train = [d for i, d in enumerate(docs) if i % 10]
+    return build_corpus({"train": train, "val": val}, tmp_path_factory.mktemp("corpus"), 4096)
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    out = tmp_path_factory.mktemp("pretrain")
+    cfg = PretrainConfig(
+        depth=1, seq_len=64, batch_size=8, steps=60, warmup_steps=6, eval_every=30, eval_batches=2, device="cpu"
+    )
+    return out, pretrain(corpus["tokens"], out, cfg, tokenizer_dir=corpus["tokenizer"])
+
+
+@pytest.fixture(scope="module")
+def finetuned(pretrained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    out = tmp_path_factory.mktemp("sft")
+    files = [str(demo_path("sft", "identity_zh_en.json")), str(demo_path("sft", "en_instructions_rasbt.json"))]
+    cfg = SFTConfig(steps=20, batch_size=4, max_len=96, warmup_steps=2, eval_batches=2, device="cpu")
+    return out, sft(pretrained[0], files, out, cfg)
+
+
+# --- chat template ------------------------------------------------------------------------------
+
+
+def test_assistant_only_loss_mask_exact_positions(corpus: dict[str, Path]) -> None:
+    tok = load_tokenizer(corpus["tokenizer"])
+    s, u1, a1, u2, a2 = (tok.encode(t) for t in ("Be brief.", "你好", "Hello there", "2+2?", "四"))
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "你好"},
+        {"role": "assistant", "content": "Hello there"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "四"},
+    ]
+    ids, mask = encode_conversation(tok, messages)
+    assert ids == [1, 4, *s, 7, 5, *u1, 7, 6, *a1, 7, 5, *u2, 7, 6, *a2, 7]
+    expected = [0, 0, *[0] * len(s), 0, 0, *[0] * len(u1), 0, 0, *[1] * len(a1), 1]
+    expected += [0, *[0] * len(u2), 0, 0, *[1] * len(a2), 1]
+    assert mask == expected
+    # the 1s are exactly the assistant bodies and their closing <|end|>
+    assert [i for i, m in zip(ids, mask) if m] == [*a1, 7, *a2, 7]
+    assert encode_prompt(tok, messages[:2]) == [1, 4, *s, 7, 5, *u1, 7, 6]
+    # role markers are control symbols: typing them as text never produces their ids
+    assert not set(tok.encode("<|user|> <|end|> <|assistant|>")) & set(range(4, 8))
+
+
+def test_record_formats_and_drops(tmp_path: Path) -> None:
+    alpaca = record_to_messages({"instruction": "Translate", "input": "猫", "output": "cat"})
+    assert alpaca == [{"role": "user", "content": "Translate\n猫"}, {"role": "assistant", "content": "cat"}]
+    sharegpt = record_to_messages(
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "I am {{name}} by {{author}}"}]}
+    )
+    assert sharegpt[-1] == {"role": "assistant", "content": "I am lmpipe by lmpipe"}
+    belle = record_to_messages({"instruction": "写诗", "input": "", "output": "春眠不觉晓"})
+    assert belle[0]["content"] == "写诗"
+    dolly = record_to_messages({"instruction": "Q", "context": "C", "response": "R", "category": "qa"})
+    assert dolly[0]["content"] == "Q\nC"
+    turns = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+    messages = record_to_messages({"messages": turns})
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"instruction": "a", "output": "b"}, {"instruction": "a", "output": ""}, {"foo": 1}, "x"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    convs, drops = load_conversations([path])
+    assert len(convs) == 1 and drops == {"empty_reply": 1, "unknown_format": 1, "not_an_object": 2}
+
+
+def test_identity_placeholders_are_filled() -> None:
+    convs, drops = load_conversations([demo_path("sft", "identity_zh_en.json")])
+    assert len(convs) == 91 and not drops
+    text = json.dumps(convs, ensure_ascii=False)
+    assert "{{" not in text and "lmpipe" in text
+
+
+# --- pretrain / sft / generate --------------------------------------------------------------------
+
+
+def test_pretrain_loss_falls_and_writes_model_dir(pretrained: Trained, corpus: dict[str, Path]) -> None:
+    out, stats = pretrained
+    assert stats["steps"] == 60 and stats["device"] == "cpu" and stats["params"] > 0
+    assert stats["first_loss"] > math.log(4096) - 0.5  # starts near uniform
+    assert stats["final_loss"] < stats["first_loss"] - 1.0
+    assert stats["val_loss"] < stats["first_loss"] - 1.0
+    assert 0 < stats["val_bpb"] < 8 and stats["tokens_per_s"] > 0
+    assert MODEL_FILES <= {p.name for p in out.iterdir()}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 61))
+    assert [r["step"] for r in rows if "val_loss" in r] == [30, 60]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cfg = GPTConfig.model_validate_json((out / "model_config.json").read_text())
+    assert cfg.vocab_size == 4096 and cfg.n_layer == 1
+    assert PretrainConfig.model_validate_json((out / "train_config.json").read_text()).steps == 60
+    copied = (out / "tokenizer" / "tokenizer.model").read_bytes()
+    assert copied == (corpus["tokenizer"] / "tokenizer.model").read_bytes()
+
+
+def test_sft_trains_on_chat_data_and_writes_model_dir(finetuned: Trained) -> None:
+    out, stats = finetuned
+    assert stats["steps"] == 20
+    assert math.isfinite(stats["val_loss"]) and stats["val_loss"] < stats["val_loss_initial"]
+    assert stats["examples"]["train"] > stats["examples"]["val"] > 0
+    assert MODEL_FILES <= {p.name for p in out.iterdir()}
+    assert SFTConfig.model_validate_json((out / "train_config.json").read_text()).steps == 20
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 20
+
+
+def test_generate_returns_text(finetuned: Trained, pretrained: Trained) -> None:
+    model_dir = finetuned[0]
+    reply = generate(model_dir, "Who are you?", max_new_tokens=24)
+    assert isinstance(reply, str)
+    assert reply == generate(model_dir, "Who are you?", max_new_tokens=24)  # seeded
+    assert "<|" not in reply  # control ids are not rendered
+    raw = generate(pretrained[0], "The city", max_new_tokens=16, chat=False, temperature=0.0)
+    assert isinstance(raw, str) and raw
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_clis_print_one_json_line(corpus: dict[str, Path], tmp_path: Path) -> None:
+    tiny = {"depth": 1, "seq_len": 32, "batch_size": 2, "steps": 3, "eval_every": 3, "eval_batches": 1, "device": "cpu"}
+    p = run_module(
+        "model.pretrain", "--tokens", str(corpus["tokens"]), "--out", str(tmp_path / "pt"),
+        "--config", json.dumps(tiny), "--tokenizer", str(corpus["tokenizer"]),
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["steps"] == 3
+
+    cfg_file = tmp_path / "sft.json"
+    sft_cfg = {"steps": 2, "batch_size": 2, "max_len": 48, "warmup_steps": 0, "eval_batches": 1, "device": "cpu"}
+    cfg_file.write_text(json.dumps(sft_cfg))
+    p = run_module(
+        "model.sft", "--base", str(tmp_path / "pt"), "--data", str(demo_path("sft", "identity_zh_en.json")),
+        "--out", str(tmp_path / "sft"), "--config", str(cfg_file),
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["steps"] == 2
+
+    bad = run_module(
+        "model.pretrain", "--tokens", str(corpus["tokens"]), "--out", str(tmp_path / "x"), "--config", '{"stepz": 1}'
+    )
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1

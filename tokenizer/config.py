@@ -1,0 +1,107 @@
+"""Configs of the two tokenizer stages: training the BPE (`TokenizerConfig`) and encoding shards (`TokensConfig`).
+
+Both are frozen Pydantic models (unknown keys fail) so a resolved config can be hashed into an artifact id.
+The field descriptions double as CLI help.
+
+Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
+
+* Normalisation is `identity` and `add_dummy_prefix` is off (fixed in `train.py`), so the encoder never
+  rewrites text: a space becomes the piece marker U+2581, every other character is itself, and
+  `decode(encode(s)) == s` holds for any string (the wrapper in `tok.py` handles a literal U+2581).
+* `remove_extra_whitespaces=False` keeps runs of spaces, leading and trailing spaces;
+  `allow_whitespace_only_pieces=True` lets BPE learn pieces made only of spaces (code indentation).
+* `split_by_whitespace=True` keeps every piece inside one space-delimited word (a space may only start a
+  piece). `False` would let pieces span words ("of the"); at a small vocabulary that wastes entries.
+* Newlines: sentencepiece reads one sentence per line, so training text is fed line by line through an
+  iterator with each line's newline(s) kept at its end (see `train.py`). Sentencepiece does not treat
+  "\\n" as whitespace, so it is an ordinary character: it is always in the alphabet (`required_chars`)
+  and BPE may merge it with neighbouring newlines and punctuation ("\\n\\n", ".\\n"), never with letters or
+  Han characters (`split_by_unicode_script`, sentencepiece's default).
+* Tabs: sentencepiece's trainer uses "\\t" internally as a piece boundary and never puts it in the
+  vocabulary, so a tab is always the single byte-fallback token <0x09>. Exact, but never merged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TokenizerConfig(BaseModel):
+    """How to train the sentencepiece BPE tokenizer on the mix's training documents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = Field(
+        4096, ge=512, description="Total vocabulary size, special and byte-fallback pieces included (demo: 4096)."
+    )
+    model_type: Literal["bpe"] = Field("bpe", description="Sentencepiece model type; only BPE is supported.")
+    input_sentence_size: int = Field(
+        200_000,
+        ge=1,
+        description="At most this many training sentences (text lines) are sampled, by seeded reservoir sampling.",
+    )
+    max_sentence_length: int = Field(
+        4192,
+        ge=64,
+        description="Lines longer than this many UTF-8 bytes are cut into pieces before training "
+        "(sentencepiece silently skips longer sentences).",
+    )
+    character_coverage: float = Field(
+        0.9995,
+        ge=0.98,
+        le=1.0,
+        description="Fraction of training characters that must be single vocabulary pieces; "
+        "rarer characters are encoded as UTF-8 byte tokens.",
+    )
+    max_alphabet_fraction: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="At most this fraction of the learnable vocabulary may be single characters; "
+        "character_coverage is lowered to fit (Chinese needs ~4,000 characters for 0.9995, more than a "
+        "4,096 vocabulary holds). The value used is reported as effective_character_coverage.",
+    )
+    byte_fallback: bool = Field(
+        True, description="Encode characters outside the vocabulary as UTF-8 byte tokens instead of <unk>."
+    )
+    split_digits: bool = Field(True, description="Every digit is its own token.")
+    split_by_whitespace: bool = Field(
+        True, description="Pieces never span a space (a space may only start a piece)."
+    )
+    normalization: Literal["identity"] = Field(
+        "identity", description="Sentencepiece normalisation rule; identity keeps decode(encode(s)) == s."
+    )
+    remove_extra_whitespaces: bool = Field(
+        False, description="Collapse runs of spaces and strip ends (breaks exact round trips; keep False)."
+    )
+    allow_whitespace_only_pieces: bool = Field(
+        True, description="Allow pieces made only of spaces, e.g. four-space indentation."
+    )
+    num_threads: int = Field(
+        2, ge=1, description="Sentencepiece trainer threads (the learned pieces do not depend on it)."
+    )
+    seed: int = Field(0, description="Seed of the sentence sampling; same data and seed give the same tokenizer.")
+
+
+class TokensConfig(BaseModel):
+    """How to encode the mix's documents into token shards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_workers: int = Field(2, ge=1, description="Worker processes encoding Parquet row groups in parallel.")
+    shard_tokens: int = Field(
+        100_000_000,
+        ge=1,
+        description="A new .bin file is started once a file would exceed this many tokens "
+        "(documents never straddle files; a longer document gets a file of its own).",
+    )
+    batch_rows: int = Field(
+        1024, ge=1, description="Rows per Parquet record batch read at a time (bounds memory per worker)."
+    )
+    min_docs_parallel: int = Field(
+        5000,
+        ge=0,
+        description="Inputs with fewer documents are encoded in-process: starting workers costs about a second.",
+    )

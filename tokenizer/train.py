@@ -1,0 +1,204 @@
+"""Train the project's sentencepiece BPE tokenizer on document Parquet files.
+
+The documents are streamed, split into lines (sentencepiece's unit of training text; each line keeps its
+newline(s), so newlines are learned like any other character) and sampled by seeded reservoir sampling up to
+`input_sentence_size` lines, so memory stays bounded and the same data and seed give the same
+`tokenizer.model`, byte for byte. Sentencepiece then trains in its own C++ threads, in this process (no fork:
+safe inside a Prefect task).
+
+Output, as CONTRACTS.md fixes it: `tokenizer.model`, `tokenizer.vocab` (one `piece<TAB>score` line per id,
+for humans; newline, tab, carriage return and backslash inside a piece are written as \\n, \\t, \\r, \\\\)
+and `special_tokens.json`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import sentencepiece as spm
+
+from tokenizer._parquet import iter_batches, open_documents
+from tokenizer.config import TokenizerConfig
+from tokenizer.tok import (
+    MODEL_FILE,
+    ROLE_TOKENS,
+    SPECIAL_TOKENS,
+    SPECIAL_TOKENS_FILE,
+    VOCAB_FILE,
+    Tokenizer,
+    load,
+)
+
+# A line with all the newlines that follow it, or a last line without one.
+_LINE = re.compile(r"[^\n]*\n+|[^\n]+")
+# Sentencepiece never accepts a character coverage below this.
+_MIN_COVERAGE = 0.98
+_READ_BATCH_ROWS = 1024
+
+
+def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfig) -> dict:
+    """Train on the `text` column of `parquet_files`, write the tokenizer directory `out_dir`, return stats."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    sample, docs_read, sentences_seen = _sample_sentences(parquet_files, cfg)
+    if not sample:
+        raise ValueError(f"no non-empty text in {len(parquet_files)} training file(s); check the mix output")
+    texts = [text for _, text in sample]
+    coverage = _effective_coverage(texts, cfg)
+
+    train_started = time.perf_counter()
+    model_proto = _train_sentencepiece(texts, cfg, coverage)
+    train_seconds = time.perf_counter() - train_started
+
+    (out_dir / MODEL_FILE).write_bytes(model_proto)
+    (out_dir / SPECIAL_TOKENS_FILE).write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n", encoding="utf-8")
+    tok = load(out_dir)  # also checks the special-token layout against the model
+    _write_vocab(model_proto, out_dir / VOCAB_FILE)
+
+    return {
+        "vocab_size": tok.vocab_size,
+        "docs_read": docs_read,
+        "sentences_seen": sentences_seen,
+        "sentences_used": len(sample),
+        "effective_character_coverage": coverage,
+        "train_seconds": round(train_seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "languages": _compression_by_language(tok, sample, cfg.num_threads),
+    }
+
+
+def split_lines(text: str, max_bytes: int) -> Iterator[str]:
+    """Training sentences of one document: its lines with their newlines, cut to at most `max_bytes` bytes."""
+    for match in _LINE.finditer(text):
+        line = match.group(0)
+        if len(line) * 4 <= max_bytes:  # cheap test first: a character is at most 4 UTF-8 bytes
+            yield line
+            continue
+        data = line.encode("utf-8")
+        start = 0
+        while start < len(data):
+            end = min(start + max_bytes, len(data))
+            while end < len(data) and (data[end] & 0xC0) == 0x80:  # never cut inside a character
+                end -= 1
+            yield data[start:end].decode("utf-8")
+            start = end
+
+
+def _sample_sentences(parquet_files: list[str], cfg: TokenizerConfig) -> tuple[list[tuple[str, str]], int, int]:
+    """Seeded reservoir sample of (lang, line) in corpus order, plus documents and lines read."""
+    rng = random.Random(cfg.seed)
+    cap = cfg.input_sentence_size
+    reservoir: list[tuple[int, str, str]] = []
+    seen = 0
+    docs = 0
+    for path in parquet_files:
+        pf = open_documents(path)
+        for batch in iter_batches(pf, ["text", "lang"], _READ_BATCH_ROWS):
+            langs = batch.get("lang") or ["all"] * len(batch["text"])
+            for text, lang in zip(batch["text"], langs):
+                if not text:
+                    continue
+                docs += 1
+                for line in split_lines(text, cfg.max_sentence_length):
+                    if seen < cap:
+                        reservoir.append((seen, lang or "und", line))
+                    else:
+                        slot = rng.randrange(seen + 1)
+                        if slot < cap:
+                            reservoir[slot] = (seen, lang or "und", line)
+                    seen += 1
+    reservoir.sort()  # corpus order: training input does not depend on the sampling history
+    return [(lang, line) for _, lang, line in reservoir], docs, seen
+
+
+def _effective_coverage(texts: list[str], cfg: TokenizerConfig) -> float:
+    """`character_coverage`, lowered so the alphabet fits in `max_alphabet_fraction` of the learnable vocab.
+
+    Mirrors sentencepiece's own rule: characters are taken by descending frequency until the covered
+    fraction reaches the coverage, so the coverage reached by the `budget` most frequent characters admits
+    at most `budget` characters.
+    """
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+    total = sum(counts.values())
+    fixed = len(SPECIAL_TOKENS) + (256 if cfg.byte_fallback else 0)
+    budget = max(1, int(cfg.max_alphabet_fraction * (cfg.vocab_size - fixed)))
+    covered = sum(n for _, n in counts.most_common(budget))
+    # Rounded down so sentencepiece's float32 comparison never admits one character more than the budget.
+    cap = int(covered / total * 1e6) / 1e6
+    return max(_MIN_COVERAGE, min(cfg.character_coverage, cap))
+
+
+def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float) -> bytes:
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            model_type=cfg.model_type,
+            vocab_size=cfg.vocab_size,
+            character_coverage=coverage,
+            byte_fallback=cfg.byte_fallback,
+            split_digits=cfg.split_digits,
+            split_by_whitespace=cfg.split_by_whitespace,
+            normalization_rule_name=cfg.normalization,
+            remove_extra_whitespaces=cfg.remove_extra_whitespaces,
+            allow_whitespace_only_pieces=cfg.allow_whitespace_only_pieces,
+            # No dummy leading space: "Hello" at the start of a text stays "Hello" (as in GPT-style
+            # tokenizers), and decoding a slice of ids never strips a real leading space.
+            add_dummy_prefix=False,
+            # A newline is an ordinary character here; make sure it is a piece even in odd corpora.
+            required_chars="\n",
+            # Lines were already cut to max_sentence_length bytes; the sample is already capped.
+            max_sentence_length=cfg.max_sentence_length,
+            input_sentence_size=0,
+            unk_id=SPECIAL_TOKENS["unk"],
+            bos_id=SPECIAL_TOKENS["bos"],
+            eos_id=SPECIAL_TOKENS["eos"],
+            pad_id=SPECIAL_TOKENS["pad"],
+            control_symbols=list(ROLE_TOKENS),
+            num_threads=cfg.num_threads,
+            minloglevel=1,  # warnings and errors only; INFO progress is thousands of lines
+        )
+    except RuntimeError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"sentencepiece training failed ({message}); check vocab_size against the data") from exc
+    return model.getvalue()
+
+
+def _write_vocab(model_proto: bytes, path: Path) -> None:
+    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    escapes = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
+    lines = [f"{sp.id_to_piece(i).translate(escapes)}\t{sp.get_score(i):g}\n" for i in range(sp.get_piece_size())]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _compression_by_language(tok: Tokenizer, sample: list[tuple[str, str]], num_threads: int) -> dict[str, dict]:
+    """Characters and UTF-8 bytes per token of the training sample, per `lang` value."""
+    by_lang: dict[str, list[str]] = {}
+    for lang, text in sample:
+        by_lang.setdefault(lang, []).append(text)
+    stats = {}
+    for lang, texts in sorted(by_lang.items()):
+        tokens = sum(len(ids) for ids in tok.encode_batch(texts, num_threads=num_threads))
+        chars = sum(len(t) for t in texts)
+        nbytes = sum(len(t.encode("utf-8")) for t in texts)
+        stats[lang] = {
+            "sentences": len(texts),
+            "chars": chars,
+            "bytes": nbytes,
+            "tokens": tokens,
+            "chars_per_token": round(chars / tokens, 4),
+            "bytes_per_token": round(nbytes / tokens, 4),
+        }
+    return stats
