@@ -57,6 +57,8 @@ def demo() -> dict[str, Any]:
     return {
         "inputs": _demo_files("warc", "*.warc.gz") + _demo_files("text", "*.jsonl"),
         "sft_data": _demo_files("sft", "*.json"),
+        # 5% validation (~30 docs) so val loss / bits-per-byte mean something at demo scale.
+        "mix": {"val_fraction": 0.05},
     }
 
 
@@ -67,6 +69,7 @@ def tiny() -> dict[str, Any]:
                    str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
                    str(DEMO_DIR / "text" / "en_c4.jsonl")],
         "sft_data": [str(DEMO_DIR / "sft" / "identity_zh_en.json")],
+        "mix": {"val_fraction": 0.05},
         "pretrain": {"depth": 1, "steps": 20, "batch_size": 4, "seq_len": 64, "eval_every": 10,
                      "eval_batches": 1, "warmup_steps": 2},
         "sft": {"steps": 5, "batch_size": 4, "max_len": 96, "warmup_steps": 1, "eval_batches": 1},

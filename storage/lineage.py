@@ -11,8 +11,9 @@ from storage.store import ArtifactStore, Manifest
 
 # The stats worth a glance in a tree line, in this order; anything else stays in `lmpipe show`.
 _KEY_STATS = (
-    "docs_in", "docs_out", "docs", "records", "dropped", "tokens", "vocab_size", "params",
-    "steps", "final_loss", "val_loss", "val_bpb", "train_docs", "val_docs",
+    "docs_in", "docs_out", "train.rows", "val.rows", "vocab_size", "languages.zh.chars_per_token",
+    "languages.en.bytes_per_token", "splits.train.tokens", "splits.val.tokens", "examples.train", "params",
+    "steps", "final_loss", "val_loss", "val_bpb",
 )
 
 
@@ -20,8 +21,10 @@ def summarize_stats(stats: dict[str, Any], limit: int = 6) -> str:
     """A one-line ``key=value`` summary of the most telling stats."""
     items = []
     for k in _KEY_STATS:
-        if k in stats and not isinstance(stats[k], (dict, list)):
-            v = stats[k]
+        v: Any = stats
+        for part in k.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        if v is not None and not isinstance(v, (dict, list)):
             items.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
         if len(items) >= limit:
             break

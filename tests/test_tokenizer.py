@@ -1,7 +1,7 @@
 """Tests of tokenizer/: real sentencepiece training on a small real zh+en sample, the Tokenizer contract,
 exact round trips, token shards and the stage functions.
 
-Data: ../shared/data/text (zh and en corpora) when present, else text files under the repo's demo/;
+Data: ../shared/data/text (zh and en corpora) when present, else the repo's demo/text;
 the module is skipped when neither exists.
 """
 
@@ -22,7 +22,7 @@ from tokenizer import SPECIAL_TOKENS, TokenizerConfig, TokensConfig, load, run_t
 from tokenizer.train import split_lines
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
-DEMO = Path(__file__).resolve().parents[1] / "demo"
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "text"
 
 CONTRACT_SPECIALS = {
     "unk": 0, "bos": 1, "eos": 2, "pad": 3,
@@ -74,7 +74,7 @@ def _shared_docs() -> list[tuple[str, str]]:
 
 
 def _demo_docs() -> list[tuple[str, str]]:
-    """Documents from whatever text the repo's demo/ holds: Parquet/JSONL with a text field, .txt/.md files."""
+    """Documents from demo/text: Parquet or JSONL with a text field, or .txt/.md files (one per paragraph)."""
     texts: list[str] = []
     for path in sorted(DEMO.rglob("*")) if DEMO.is_dir() else []:
         if path.suffix == ".parquet":
@@ -102,7 +102,8 @@ def docs() -> dict[str, list[tuple[str, str]]]:
     else:
         all_docs = _demo_docs()
         if len(all_docs) < 50:
-            pytest.skip("no text data: neither ../shared/data/text nor enough text under demo/")
+            pytest.skip("no text data: neither ../shared/data/text nor enough text under demo/text")
+    all_docs = [(lang, text) for lang, text in all_docs if text]
     return {
         "train": [d for i, d in enumerate(all_docs) if i % 10],
         "val": [d for i, d in enumerate(all_docs) if i % 10 == 0],
@@ -219,12 +220,18 @@ def test_plain_text_never_encodes_to_control_ids(tok):
     assert tok.decode([1, 5, *hello, 7, 2, 3]) == "hello"
 
 
-def test_newlines_and_indentation_are_learned_pieces(tok):
+def test_newlines_and_indentation_are_learned_pieces(tok, docs):
     pieces = [tok.id_to_piece(i) for i in range(tok.vocab_size)]
-    assert "\n" in pieces
-    assert "\u2581\u2581\u2581\u2581" in pieces  # four-space indentation
-    # Encoding "\n" or four spaces costs one token each, not byte fallback.
-    assert len(tok.encode("\n")) == 1 and len(tok.encode("    ")) == 1
+    assert "\n" in pieces and len(tok.encode("\n")) == 1
+    if sum(text.count("\n    ") for _, text in docs["train"]) >= 100:  # the sample has indented code
+        assert "\u2581\u2581\u2581\u2581" in pieces and len(tok.encode("    ")) == 1
+
+
+def test_too_small_vocab_for_the_alphabet_is_a_clear_error(tmp_path, mix_dir, docs):
+    zh_only = tmp_path / "train-00000.parquet"
+    _write_docs(zh_only, [d for d in docs["train"] if d[0] == "zh"])
+    with pytest.raises(ValueError, match="raise vocab_size"):
+        run_tokenizer([str(zh_only)], tmp_path / "t", TokenizerConfig(vocab_size=512))
 
 
 def test_split_lines_keeps_text_and_bounds_bytes():
@@ -236,22 +243,20 @@ def test_split_lines_keeps_text_and_bounds_bytes():
 
 
 def test_training_is_deterministic(tmp_path, mix_dir):
-    # Sampling is active (cap below the corpus' lines), so this also covers the seeded sampler.
-    cfg = TokenizerConfig(vocab_size=1024, input_sentence_size=3000, seed=7)
-    inputs = [str(mix_dir)]
-    first = run_tokenizer(inputs, tmp_path / "a", cfg)
-    second = run_tokenizer(inputs, tmp_path / "b", cfg.model_copy(update={"num_threads": 2}))
-    assert first["sentences_used"] == 3000 < first["sentences_seen"]
-    model_a = (tmp_path / "a/tokenizer.model").read_bytes()
-    assert model_a == (tmp_path / "b/tokenizer.model").read_bytes() or cfg.num_threads != 2
-    # Pieces never depend on the thread count; the model file records it, so only compare at equal threads.
-    run_tokenizer(inputs, tmp_path / "c", cfg.model_copy(update={"num_threads": 1}))
-    sp_a = spm.SentencePieceProcessor(model_file=str(tmp_path / "a/tokenizer.model"))
-    sp_c = spm.SentencePieceProcessor(model_file=str(tmp_path / "c/tokenizer.model"))
-    assert [sp_a.id_to_piece(i) for i in range(1024)] == [sp_c.id_to_piece(i) for i in range(1024)]
+    # The cap is below the corpus' line count, so this also covers the seeded sampler.
+    cfg = TokenizerConfig(vocab_size=2048, input_sentence_size=1500, seed=7)
+    first = run_tokenizer([str(mix_dir)], tmp_path / "a", cfg)
+    run_tokenizer([str(mix_dir)], tmp_path / "b", cfg)
+    assert first["sentences_used"] == 1500 < first["sentences_seen"]
+    model = (tmp_path / "a/tokenizer.model").read_bytes()
+    assert (tmp_path / "b/tokenizer.model").read_bytes() == model
+    # The thread count is recorded in the model file but does not change the learned pieces.
+    run_tokenizer([str(mix_dir)], tmp_path / "c", cfg.model_copy(update={"num_threads": 1}))
+    pieces = [[load(tmp_path / d).id_to_piece(i) for i in range(2048)] for d in ("a", "c")]
+    assert pieces[0] == pieces[1]
     # Another seed samples other lines, hence another tokenizer.
-    run_tokenizer(inputs, tmp_path / "d", cfg.model_copy(update={"seed": 8}))
-    assert (tmp_path / "d/tokenizer.model").read_bytes() != model_a
+    run_tokenizer([str(mix_dir)], tmp_path / "d", cfg.model_copy(update={"seed": 8}))
+    assert (tmp_path / "d/tokenizer.model").read_bytes() != model
 
 
 # -------------------------------------------------------------------------------------------------- shards

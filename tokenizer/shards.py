@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def encode_corpus(
             pf = open_documents(path)
             total_docs += pf.metadata.num_rows
             plan[split] += [(str(path), group) for group in range(pf.num_row_groups)]
-    workers = cfg.num_workers if total_docs >= cfg.min_docs_parallel else 1
+    n_tasks = sum(len(tasks) for tasks in plan.values())
+    workers = max(1, min(cfg.num_workers, n_tasks)) if total_docs >= cfg.min_docs_parallel else 1
 
     meta_splits: dict[str, dict] = {}
     stats_splits: dict[str, dict] = {}
@@ -193,7 +195,7 @@ class _ShardWriter:
         self.files: list[str] = []
         self.tokens = 0
         self.docs = 0
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._offsets: list[np.ndarray] = []
         self._in_shard = 0  # tokens in the open file
 

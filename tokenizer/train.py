@@ -40,6 +40,8 @@ from tokenizer.tok import (
 _LINE = re.compile(r"[^\n]*\n+|[^\n]+")
 # Sentencepiece never accepts a character coverage below this.
 _MIN_COVERAGE = 0.98
+# Sentencepiece reserves this character (U+2585) and skips training sentences that contain it.
+_SP_UNK_CHAR = "\u2585"
 _READ_BATCH_ROWS = 1024
 
 
@@ -64,6 +66,7 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
     tok = load(out_dir)  # also checks the special-token layout against the model
     _write_vocab(model_proto, out_dir / VOCAB_FILE)
 
+    languages = _compression_by_language(tok, sample, cfg.num_threads)
     return {
         "vocab_size": tok.vocab_size,
         "docs_read": docs_read,
@@ -72,7 +75,7 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
         "effective_character_coverage": coverage,
         "train_seconds": round(train_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
-        "languages": _compression_by_language(tok, sample, cfg.num_threads),
+        "languages": languages,
     }
 
 
@@ -109,6 +112,8 @@ def _sample_sentences(parquet_files: list[str], cfg: TokenizerConfig) -> tuple[l
                     continue
                 docs += 1
                 for line in split_lines(text, cfg.max_sentence_length):
+                    if _SP_UNK_CHAR in line:  # sentencepiece would silently skip it; keep the counts honest
+                        continue
                     if seen < cap:
                         reservoir.append((seen, lang or "und", line))
                     else:
@@ -130,13 +135,25 @@ def _effective_coverage(texts: list[str], cfg: TokenizerConfig) -> float:
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(text)
-    total = sum(counts.values())
+    frequencies = [n for _, n in counts.most_common()]
+    total = sum(frequencies)
     fixed = len(SPECIAL_TOKENS) + (256 if cfg.byte_fallback else 0)
     budget = max(1, int(cfg.max_alphabet_fraction * (cfg.vocab_size - fixed)))
-    covered = sum(n for _, n in counts.most_common(budget))
     # Rounded down so sentencepiece's float32 comparison never admits one character more than the budget.
-    cap = int(covered / total * 1e6) / 1e6
-    return max(_MIN_COVERAGE, min(cfg.character_coverage, cap))
+    cap = int(sum(frequencies[:budget]) / total * 1e6) / 1e6
+    if cap >= _MIN_COVERAGE:
+        return min(cfg.character_coverage, cap)
+    # Sentencepiece's floor: fine if that alphabet still fits in the whole vocabulary.
+    needed, covered = 0, 0
+    while covered < _MIN_COVERAGE * total:
+        covered += frequencies[needed]
+        needed += 1
+    if needed + fixed > cfg.vocab_size:
+        raise ValueError(
+            f"vocab_size {cfg.vocab_size} is too small for this text: covering {_MIN_COVERAGE:.0%} of its "
+            f"characters takes {needed} single-character pieces plus {fixed} fixed ones; raise vocab_size"
+        )
+    return _MIN_COVERAGE
 
 
 def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float) -> bytes:
