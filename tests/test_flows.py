@@ -175,3 +175,69 @@ def test_cli_lists_and_shows(first_run):
     assert p.returncode == 0 and json.loads(p.stdout)["kind"] == "mix"
     p = lmpipe("lineage", results["sft"]["id"], home=home)
     assert p.returncode == 0 and "cc-main-2020-34-sample.warc.gz" in p.stdout
+
+
+def test_cli_run_with_ephemeral_server_then_ui_shows_the_runs(tmp_path):
+    """The `make run` path (CLI + Prefect's ephemeral SQLite server), then `lmpipe ui` over the same database."""
+    import socket
+    import time
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(LMPIPE_HOME=str(tmp_path), PREFECT_LOGGING_LEVEL="WARNING")
+    p = subprocess.run([sys.executable, "-m", "flows.cli", "run", "corpus", "--preset", "tiny"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "mix" in p.stdout and "Lineage of mix-" in p.stdout and "[raw input]" in p.stdout
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "flows.cli", "ui", "--port", str(port)], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api"
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and ui.poll() is None, "prefect server did not start"
+                time.sleep(0.5)
+        req = urllib.request.Request(base + "/flow_runs/filter", data=b'{"limit": 50}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+        runs = json.load(urllib.request.urlopen(req, timeout=10))
+        assert any(r["state_type"] == "COMPLETED" for r in runs) and len(runs) >= 1
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def test_kill_9_during_a_stage_then_rerun_finishes(tmp_path):
+    """kill -9 of the whole run while pretrain is half-written: nothing half-written is taken as complete, and
+    the re-run redoes only what was not finished."""
+    import signal
+    import time
+
+    env = {**os.environ, "LMPIPE_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "flows.cli", "run", "pipeline", "--preset", "tiny", "--no-prefect", "--no-generate"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("pretrain/.tmp-*")):
+        assert proc.poll() is None and time.time() < deadline, "run ended before pretrain started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    store = ArtifactStore(tmp_path)
+    assert store.list("pretrain") == [] and len(store.list("tokens")) == 1
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    status = {ln.split()[0]: ln.split()[1] for ln in p.stdout.splitlines()
+              if ln.split() and ln.split()[0] in dag.ORDER and len(ln.split()) >= 3}
+    assert status["pretrain"] == "built" and status["sft"] == "built"
+    assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality", "mix",
+                                                  "tokenizer", "tokens"]), status
+    assert len(store.list("pretrain")) == 1 and not list(tmp_path.glob("*/.tmp-*"))
