@@ -87,7 +87,9 @@ class PretrainConfig(BaseModel):
     depth: int = Field(default=2, ge=1, description="Model depth; width = 64 * depth (GPTConfig.from_depth).")
     seq_len: int = Field(default=128, ge=8, description="Tokens per training window.")
     batch_size: int = Field(default=16, ge=1, description="Windows per micro-batch.")
-    steps: int = Field(default=300, ge=1, description="Optimizer steps.")
+    # 900 steps ~ 2 minutes on 2 CPU cores for the ~1 MB demo corpus. Measured at equal wall time:
+    # depth 2 for 900 steps reached a lower val bits-per-byte than depth 3 or 4, or batch 32.
+    steps: int = Field(default=900, ge=1, description="Optimizer steps.")
     lr: float = Field(default=3e-3, gt=0, description="Peak learning rate (AdamW).")
     min_lr_frac: float = Field(
         default=0.1, ge=0, le=1, description="Cosine schedule ends at lr * min_lr_frac."
@@ -107,7 +109,9 @@ class PretrainConfig(BaseModel):
     dtype: DType = Field(
         default="auto", description="'auto' = bf16 autocast on cuda, fp32 elsewhere; or force one."
     )
-    compile: bool = Field(default=False, description="torch.compile the model (pays off on GPU only).")
+    compile: bool = Field(
+        default=False, description="torch.compile the model: ~30 s to compile, then ~20% faster on CPU (more on GPU)."
+    )
 
 
 class SFTConfig(BaseModel):
@@ -115,7 +119,7 @@ class SFTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: int = Field(default=100, ge=1, description="Optimizer steps.")
+    steps: int = Field(default=300, ge=1, description="Optimizer steps (~35 s on 2 CPU cores for the demo).")
     lr: float = Field(default=1e-3, gt=0, description="Peak learning rate (AdamW), cosine-decayed to 0.")
     batch_size: int = Field(default=8, ge=1, description="Conversations per batch (padded to the longest).")
     max_len: int = Field(

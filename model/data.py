@@ -7,8 +7,11 @@ Windows of `seq_len + 1` tokens (inputs plus the shifted targets) start at docum
 most windows begin with BOS and the model learns what a document start looks like (BOS-aligned
 packing); a short document is filled greedily with the documents that follow it. A document longer
 than `seq_len` also gets windows at every `seq_len` tokens inside it, otherwise everything past its
-first window would never be trained on (the 30 Wikipedia articles of the demo data are ~40k tokens
-each). Windows are visited in a seeded random permutation per epoch; the loader's whole state is
+first window would never be trained on (a web page or Wikipedia article is often thousands of
+tokens). The price of BOS alignment: tokens of short documents also appear as the fill of the
+windows of the documents before them, so they are seen more than once per epoch.
+
+Windows are visited in a seeded random permutation per epoch; the loader's whole state is
 (seed, epoch, position), so it can be saved and restored exactly.
 """
 
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
+DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}  # the contract fixes little-endian
 
 
 @dataclass(frozen=True)

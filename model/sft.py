@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -47,6 +47,21 @@ def collate(examples: list[Example], pad_id: int, device: torch.device) -> tuple
         targets = torch.tensor(ids[1:])
         y[row, :n] = targets.masked_fill(torch.tensor(mask[1:]) == 0, IGNORE_INDEX)
     return x.to(device), y.to(device)
+
+
+def shuffled_batches(
+    examples: list[Example], batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[int, list[Example]]]:
+    """Endless (epoch, batch) stream: each epoch visits every example once, in a fresh random order."""
+    epoch, pos, order = 0, 0, rng.permutation(len(examples))
+    while True:
+        batch = []
+        for _ in range(batch_size):
+            if pos == len(order):
+                epoch, pos, order = epoch + 1, 0, rng.permutation(len(examples))
+            batch.append(examples[order[pos]])
+            pos += 1
+        yield epoch, batch
 
 
 @torch.no_grad()
@@ -115,22 +130,19 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
     train = [examples[i] for i in order[n_val:]]
     log.info("sft: %d train / %d val conversations, %d truncated, dropped %s", len(train), len(val), truncated, dropped)
 
-    optimizer = make_adamw(model, cfg.lr, 0.0, device)  # no decay: few steps, stay near the base
+    # No weight decay: it pulls weights toward zero, not toward the pretrained values, so in a short
+    # fine-tune it would only erode the base model.
+    optimizer = make_adamw(model, cfg.lr, 0.0, device)
     val_initial = evaluate(model, val, cfg, tok.pad_id, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     losses: list[float] = []
     tokens_trained = 0
     train_seconds = 0.0
-    epoch, pos, perm = 0, 0, rng.permutation(len(train))
+    batches = shuffled_batches(train, cfg.batch_size, rng)
     with MetricsLog(out_dir / "metrics.jsonl") as metrics:
         for step in range(1, cfg.steps + 1):
             t0 = time.perf_counter()
-            batch = []
-            for _ in range(cfg.batch_size):
-                if pos == len(perm):
-                    epoch, pos, perm = epoch + 1, 0, rng.permutation(len(train))
-                batch.append(train[perm[pos]])
-                pos += 1
+            epoch, batch = next(batches)
             x, y = collate(batch, tok.pad_id, device)
             lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, 0.0)
             set_lr(optimizer, lr)
