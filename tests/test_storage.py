@@ -157,10 +157,10 @@ def test_lineage_reaches_raw_inputs(tmp_path):
     a, _ = store.build("ingest", "1", {}, [], lambda o: {"docs_out": 5}, inputs=raw)
     b, _ = store.build("langid", "1", {}, [a.id], lambda o: {"docs_in": 5, "docs_out": 4})
     tok, _ = store.build("tokenizer", "1", {}, [b.id], lambda o: {"vocab_size": 1024})
-    c, _ = store.build("tokens", "1", {}, [b.id, tok.id], lambda o: {"tokens": 99})
+    c, _ = store.build("tokens", "1", {}, [b.id, tok.id], lambda o: {"splits": {"train": {"tokens": 99}}})
     lines = lineage_lines(store, c.id)
     text = "\n".join(lines)
-    assert lines[0].startswith(c.id) and "tokens=99" in lines[0]
+    assert lines[0].startswith(c.id) and "splits.train.tokens=99" in lines[0]
     assert "/data/cc.warc.gz" in text and "[raw input]" in text and "docs_out=4" in text
     assert "(see above)" in text  # the shared langid ancestor is printed in full once
     assert raw_inputs(store, c.id) == raw
