@@ -1,40 +1,74 @@
-"""Deduplication: exact (normalised text) and near-duplicate (MinHash + LSH banding + union-find).
+"""Deduplication: exact (normalised text) and near-duplicate (MinHash + LSH + exact-Jaccard verification).
 
-* Normalisation (`normalize`): NFKC, lowercase, punctuation removed, whitespace collapsed.
-* Shingles: character 5-grams for CJK text (no spaces between words; whitespace dropped), word 5-grams
-  otherwise. A text shorter than one shingle is one shingle.
-* MinHash: each shingle gets a 32-bit xxhash; permutation i is h_i(x) = (a_i * x + b_i) mod p with
-  p = 2^61 - 1 (a Mersenne prime), a_i in [1, 2^32), b_i in [0, p). Because x and a_i are below 2^32,
-  a_i * x fits in uint64, so the numpy arithmetic is exact (no silent wrap-around); the signature is the
-  column-wise minimum over shingles, computed as one vectorised (shingles x permutations) array.
-* LSH: the signature is cut into b bands of r rows; two documents sharing any band become candidates and
-  are joined with union-find (no pairwise verification: at the default setting the S-curve is steep, see
-  `optimal_bands_rows`). Each cluster keeps one document: the longest text, then the smallest id.
+Used by `curation.stages.run_dedup`; benchmarked by `python bench/dedup.py` (precision/recall on
+`shared/data/near_dup`, throughput and peak RSS on a synthetic corpus).
+
+* Normalisation (`normalize`): punctuation/symbols/controls dropped, NFKC, lowercase, whitespace
+  collapsed. For CJK this is what the ground-truth pair lists in shared/data/near_dup used (SOURCES.md
+  removes `[\\s\\W_]`); for English they split on `\\W` ("x-y" is two words there, one here).
+* Shingles: character n-grams for CJK text (CJK share >= 0.3 of non-space characters; whitespace
+  dropped), word n-grams otherwise. A text shorter than one shingle is one shingle; an empty text has
+  none and is nobody's near-duplicate. Each shingle is a 32-bit hash computed with numpy for a whole
+  batch of 4096 documents at once (`batch_shingle_hashes`: no Python work per character or word).
+* MinHash: permutation i is x -> (a_i * x + b_i) mod 2^32 with a_i odd (a bijection of the 32-bit
+  shingle hashes, which are already well mixed), computed for a batch as one (shingles x permutations)
+  uint32 array and reduced with `np.minimum.reduceat`. uint32 halves the memory traffic of the uint64
+  version (signatures 2x faster); `test_minhash_estimates_jaccard` checks the estimator is unbiased.
+* LSH: bands x rows chosen so that a pair exactly at the threshold is a candidate with probability >= 0.99
+  (`bands_rows_for_recall`; 21 x 6 at J 0.8 and 128 permutations: P = 0.998). That lets many pairs below
+  the threshold through, so every candidate pair is verified by the exact Jaccard of the two 32-bit
+  shingle-hash sets, which are kept on disk (read back with `os.pread`, so they do not count in RAM).
+* Clustering: union-find over verified pairs. The kept document of a cluster is the longest text, then the
+  smallest id; a document already in the persistent index (see `DedupIndex`) always wins over new ones.
+* Memory per document: 4 bytes per band key (84 bytes at 21 bands), offset, length, the id string and
+  the returned mapping (see bench/dedup.py for the measured RSS per million documents).
+* Parallel: `workers` processes compute shingles, signatures and band keys; the rest is one process.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import regex
 import xxhash
 
-from curation.filters import cjk_fraction
-
-MERSENNE_61 = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 61) - 1)  # larger than any value mod p: the signature of an empty set
-# A text is treated as CJK (character shingles) above this share of ideographs among its characters.
+# A text is treated as CJK (character shingles) above this share of CJK characters among non-spaces.
 CJK_SHINGLE_FRACTION = 0.3
-_CHUNK = 2048  # shingles per vectorised block: 2048 x 128 x 8 bytes = 2 MiB of scratch memory
+# A pair exactly at the threshold must become an LSH candidate with at least this probability.
+TARGET_CANDIDATE_PROBABILITY = 0.99
+_BATCH = 4096  # documents per vectorised signature batch
+_CHUNK = 8192  # shingles per (shingles x permutations) block: 8192 x 128 x 4 bytes = 4 MiB scratch
+_NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}\s]+")  # punctuation, symbols, controls
+_EMPTY = np.zeros(0, dtype=np.uint32)
+# Odd 64-bit constants for combining n units into one n-gram hash (xor then multiply, wrapping mod 2^64).
+_MIX = np.array(
+    [((0x9E3779B97F4A7C15 * (2 * k + 1) + 2 * k) | 1) & 0xFFFFFFFFFFFFFFFF for k in range(64)], dtype=np.uint64
+)
+_POW = np.array([pow(0x100000001B3, k, 1 << 64) for k in range(256)], dtype=np.uint64)  # FNV prime^k mod 2^64
+_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+_S33, _S32 = np.uint64(33), np.uint64(32)
 
 
 def normalize(text: str) -> str:
-    """NFKC, lowercase, drop punctuation (Unicode category P*), collapse whitespace."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
-    return " ".join(text.split())
+    """NFKC, lowercase, drop punctuation/symbols/controls ("don't" -> "dont"), collapse whitespace."""
+    # Punctuation is dropped first: most CJK text is then already NFKC (fullwidth ，。 were the
+    # exceptions), and the quick check is ~100x cheaper than normalising (40 us per 500-char document).
+    text = _NON_WORD.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _NON_WORD.sub("", unicodedata.normalize("NFKC", text))
+    return " ".join(text.lower().split())
 
 
 def exact_key(text: str) -> bytes:
@@ -42,40 +76,179 @@ def exact_key(text: str) -> bytes:
     return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=16).digest()
 
 
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _cjk_mask(units: np.ndarray) -> np.ndarray:
+    """CJK code points: Han (incl. extensions and compatibility), kana, bopomofo, Hangul."""
+    return (
+        ((units >= 0x2E80) & (units <= 0x9FFF))
+        | ((units >= 0xAC00) & (units <= 0xD7AF))
+        | ((units >= 0xF900) & (units <= 0xFAFF))
+        | ((units >= 0x20000) & (units <= 0x3FFFF))
+    )
+
+
+def is_cjk(normalized: str) -> bool:
+    """True when character shingles should be used (CJK share of non-space characters >= 0.3)."""
+    units = _codepoints(normalized)
+    nonspace = units[units != 32]
+    return len(nonspace) > 0 and _cjk_mask(nonspace).sum() / len(nonspace) >= CJK_SHINGLE_FRACTION
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser (avalanche), in place on a uint64 array."""
+    h ^= h >> _S33
+    h *= _M1
+    h ^= h >> _S33
+    h *= _M2
+    h ^= h >> _S33
+    return h
+
+
+def _windows(units: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hashes of the n-unit windows of a concatenation of documents that lie inside one document.
+
+    Returns (hash64, owner of each window, documents with fewer than n units). A document shorter than n
+    gets one hash of all its units, computed by the same fold with fewer steps (`_fold`).
+    """
+    m = len(units) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.unique(owner)
+    h = _fold(units, n, m)
+    inside = owner[: m] == owner[n - 1 :]
+    counts = np.bincount(owner)
+    short = np.flatnonzero((counts > 0) & (counts < n))
+    return h[inside], owner[:m][inside], short
+
+
+def _fold(units: np.ndarray, n: int, m: int) -> np.ndarray:
+    h = np.zeros(m, dtype=np.uint64)
+    for k in range(n):
+        h ^= units[k : k + m]
+        h *= _MIX[k % len(_MIX)]
+    return _fmix(h)
+
+
+def _add_short(units: np.ndarray, owner: np.ndarray, short: np.ndarray, hashes: list, owners: list) -> None:
+    """One shingle (all its units) for each document shorter than one shingle; `owner` is sorted."""
+    lo, hi = np.searchsorted(owner, short, "left"), np.searchsorted(owner, short, "right")
+    for d, a, b in zip(short.tolist(), lo.tolist(), hi.tolist()):
+        hashes.append(_fold(units[a:b], b - a, 1))
+        owners.append(np.array([d]))
+
+
+def batch_shingle_hashes(texts: list[str], word_ngram: int = 5, char_ngram: int = 5) -> list[np.ndarray]:
+    """For each already normalised text, the sorted unique uint32 hashes of its shingles (empty for "").
+
+    Vectorised over the whole batch (no Python work per character, word or shingle): characters are code
+    points; a word's hash is sum(code point_k * P^k) mod 2^64 (np.add.reduceat); an n-gram's hash folds
+    its n units with xor-multiply; one np.unique over (document << 32 | hash) dedups every document.
+    """
+    out = [_EMPTY] * len(texts)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    if lengths.sum() == 0:
+        return out
+    units = _codepoints("".join(texts))
+    owner = np.repeat(np.arange(len(texts)), lengths)
+    nonspace = units != 32
+    n_chars = np.bincount(owner, weights=nonspace, minlength=len(texts))
+    n_cjk = np.bincount(owner, weights=nonspace & _cjk_mask(units), minlength=len(texts))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cjk_doc = (n_chars > 0) & (n_cjk / n_chars >= CJK_SHINGLE_FRACTION)
+    hashes, owners = [], []
+    # CJK documents: character n-grams over the non-space characters.
+    sel = nonspace & cjk_doc[owner]
+    if sel.any():
+        cu, co = units[sel].astype(np.uint64), owner[sel]
+        h, o, short = _windows(cu, co, char_ngram)
+        hashes.append(h), owners.append(o)
+        _add_short(cu, co, short, hashes, owners)
+    # Other documents: word n-grams.
+    chars = np.flatnonzero(nonspace & ~cjk_doc[owner])
+    if len(chars):
+        first = np.ones(len(chars), dtype=bool)
+        first[1:] = (chars[1:] != chars[:-1] + 1) | (owner[chars[1:]] != owner[chars[:-1]])
+        starts = np.flatnonzero(first)
+        position = np.arange(len(chars)) - np.repeat(starts, np.diff(np.append(starts, len(chars))))
+        values = (units[chars].astype(np.uint64) + np.uint64(1)) * _POW[np.minimum(position, len(_POW) - 1)]
+        words, wo = _fmix(np.add.reduceat(values, starts)), owner[chars[starts]]
+        h, o, short = _windows(words, wo, word_ngram)
+        hashes.append(h), owners.append(o)
+        _add_short(words, wo, short, hashes, owners)
+    keys = (np.concatenate(owners).astype(np.uint64) << _S32) | (np.concatenate(hashes) >> _S32)
+    keys.sort()  # sort + adjacent compare: numpy 2's hash-based np.unique was 5x slower here
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    bounds = np.searchsorted(keys >> _S32, np.arange(len(texts) + 1, dtype=np.uint64))
+    low = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    for d in np.flatnonzero(np.diff(bounds)).tolist():
+        out[d] = low[bounds[d] : bounds[d + 1]]
+    return out
+
+
+def shingle_hashes(normalized: str, word_ngram: int = 5, char_ngram: int = 5) -> np.ndarray:
+    """Sorted unique uint32 hashes of the shingles of one already normalised text (empty for "")."""
+    return batch_shingle_hashes([normalized], word_ngram, char_ngram)[0]
+
+
 def shingles(normalized: str, word_ngram: int = 5, char_ngram: int = 5) -> set[str]:
-    """Shingle set of an already normalised text (character n-grams for CJK, word n-grams otherwise)."""
+    """Shingle strings (for inspection and tests; the pipeline only uses `shingle_hashes`)."""
     if not normalized:
         return set()
-    if cjk_fraction(normalized) >= CJK_SHINGLE_FRACTION:
-        chars = normalized.replace(" ", "")
-        n = char_ngram
+    if is_cjk(normalized):
+        chars, n = normalized.replace(" ", ""), char_ngram
         return {chars[i : i + n] for i in range(max(1, len(chars) - n + 1))}
-    words = normalized.split()
-    n = word_ngram
+    words, n = normalized.split(), word_ngram
     return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
 
 
 class MinHasher:
-    """MinHash signatures with `num_perm` universal-hash permutations mod the Mersenne prime 2^61 - 1."""
+    """MinHash signatures (uint32) with `num_perm` multiply-shift permutations of 32-bit shingle hashes."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
         rng = np.random.default_rng(seed)
-        self.num_perm = num_perm
-        self.seed = seed
-        self.a = rng.integers(1, 1 << 32, size=num_perm, dtype=np.uint64)
-        self.b = rng.integers(0, int(MERSENNE_61), size=num_perm, dtype=np.uint64)
+        self.num_perm, self.seed = num_perm, seed
+        self.a = (rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint32) << np.uint32(1)) | np.uint32(1)
+        self.b = rng.integers(0, 1 << 32, size=num_perm, dtype=np.uint32)
 
-    def signature(self, shingle_set: Iterable[str]) -> np.ndarray:
-        """uint64 array of length num_perm; all `2^61 - 1` for an empty set."""
-        hashes = np.fromiter(
-            (xxhash.xxh32_intdigest(s, seed=self.seed) for s in shingle_set), dtype=np.uint64
-        )
-        signature = np.full(self.num_perm, _MAX_HASH, dtype=np.uint64)
-        for start in range(0, len(hashes), _CHUNK):
-            block = hashes[start : start + _CHUNK, None] * self.a[None, :]  # < 2^64: exact
-            block = (block % MERSENNE_61 + self.b[None, :]) % MERSENNE_61
-            np.minimum(signature, block.min(axis=0), out=signature)
-        return signature
+    def signatures(self, sets: list[np.ndarray]) -> np.ndarray:
+        """(len(sets), num_perm) uint32; every set must be non-empty."""
+        lengths = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
+        if len(sets) == 0:
+            return np.zeros((0, self.num_perm), dtype=np.uint32)
+        assert lengths.min() > 0, "signatures of empty shingle sets are undefined"
+        flat = np.concatenate(sets).astype(np.uint32)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        out = np.empty((len(sets), self.num_perm), dtype=np.uint32)
+        # Blocks of whole documents of about _CHUNK shingles each, so reduceat never spans a block edge.
+        doc = 0
+        while doc < len(sets):
+            end = int(np.searchsorted(starts, starts[doc] + _CHUNK, side="left"))
+            end = max(end, doc + 1)
+            lo, hi = starts[doc], starts[end - 1] + lengths[end - 1]
+            block = flat[lo:hi, None] * self.a[None, :]  # wraps mod 2^32
+            block += self.b[None, :]
+            out[doc:end] = np.minimum.reduceat(block, starts[doc:end] - lo, axis=0)
+            doc = end
+        return out
+
+    def signature(self, shingle_hashes_: np.ndarray) -> np.ndarray:
+        """One signature (num_perm,) uint32."""
+        return self.signatures([shingle_hashes_])[0]
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint32 hash of each band of each signature. Collisions only cost a verification."""
+    n = len(signatures)
+    keys = np.empty((n, bands), dtype=np.uint32)
+    for band in range(bands):
+        h = np.full(n, np.uint64(band + 1), dtype=np.uint64)
+        for r in range(rows):
+            h ^= signatures[:, band * rows + r].astype(np.uint64)
+            h *= _MIX[r % len(_MIX)]
+        keys[:, band] = (_fmix(h) >> _S32).astype(np.uint32)
+    return keys
 
 
 def lsh_probability(similarity: np.ndarray | float, bands: int, rows: int) -> np.ndarray | float:
@@ -83,14 +256,27 @@ def lsh_probability(similarity: np.ndarray | float, bands: int, rows: int) -> np
     return 1.0 - (1.0 - np.power(similarity, rows)) ** bands
 
 
-def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) with bands * rows <= num_perm minimising FP area + FN area of the LSH S-curve.
+def bands_rows_for_recall(
+    threshold: float, num_perm: int, target: float = TARGET_CANDIDATE_PROBABILITY
+) -> tuple[int, int]:
+    """(bands, rows), bands * rows <= num_perm, with P(candidate | J = threshold) >= target and the most
+    rows (the fewest candidates below the threshold) among those; all candidates are verified anyway.
 
-    FP area = integral over s in [0, threshold] of P(candidate | s); FN area = integral over
-    s in [threshold, 1] of 1 - P(candidate | s), weighted equally (the choice datasketch also makes).
-    At threshold 0.8 and 128 permutations this gives 9 bands x 13 rows (117 of the 128 values used):
-    P(candidate) is 0.08 at s = 0.7, 0.40 at s = 0.8, 0.51 at s = 0.82, 0.93 at s = 0.9, 0.998 at s = 0.95.
+    S-curve at 128 permutations, threshold 0.8 -> 21 bands x 6 rows:
+    P(candidate) = 0.28 at J 0.5, 0.70 at 0.6, 0.96 at 0.7, 0.998 at 0.8, 1.0 at 0.9.
+    (The FP+FN-area optimum datasketch uses, 9 x 13, gives 0.40 at 0.8: `optimal_bands_rows`.)
+    Threshold 0.5 -> 42 x 3 (P 0.996 at 0.5, 0.59 at 0.2).
     """
+    best: tuple[int, int] | None = None
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if lsh_probability(threshold, bands, rows) >= target:
+            best = (bands, rows)
+    return best if best is not None else (num_perm, 1)
+
+
+def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's rule: minimise FP area + FN area of the S-curve (9 x 13 at 0.8/128; P(0.8) = 0.40)."""
     grid = np.linspace(0.0, 1.0, 2001)
     below, above = grid <= threshold, grid >= threshold
     best: tuple[float, int, int] | None = None
@@ -104,26 +290,136 @@ def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-class UnionFind:
-    """Disjoint sets over string ids, with path halving."""
+class _ShingleStore:
+    """Append-only file of uint32 shingle hashes, read back with pread (not mapped, not in RSS)."""
 
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+    def __init__(self, path: Path, offsets: np.ndarray | None = None) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.offsets: list[int] | np.ndarray = [0] if offsets is None else offsets
+        self.size = os.fstat(self.fd).st_size
 
-    def add(self, item: str) -> None:
-        self.parent.setdefault(item, item)
+    def append(self, hashes: np.ndarray) -> None:
+        data = hashes.astype(np.uint32).tobytes()
+        os.pwrite(self.fd, data, self.size)
+        self.size += len(data)
+        assert isinstance(self.offsets, list)
+        self.offsets.append(self.size // 4)
 
-    def find(self, item: str) -> str:
+    def extend(self, arrays: list[np.ndarray]) -> None:
+        """Append many arrays with one write."""
+        assert isinstance(self.offsets, list)
+        data = np.concatenate([np.zeros(0, np.uint32), *arrays]).astype(np.uint32).tobytes()
+        os.pwrite(self.fd, data, self.size)
+        base = self.size // 4
+        self.offsets.extend((base + np.cumsum([len(a) for a in arrays], dtype=np.int64)).tolist())
+        self.size += len(data)
+
+    def get(self, i: int) -> np.ndarray:
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return np.frombuffer(os.pread(self.fd, 4 * (hi - lo), 4 * lo), dtype=np.uint32)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two sorted unique arrays."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+class DedupIndex:
+    """A persistent near-dup index of kept documents: a directory of immutable segments, one per batch.
+
+    `dir/meta.json` holds the hashing parameters (a reopened index must use the same); each
+    `dir/seg-<digest>/` holds, for the kept documents of one batch: `keys.npy` (bands, n) uint32 band keys
+    sorted per band, `docs.npy` (bands, n) uint32 document number of each sorted key, `ids.npy` (n,) bytes,
+    `offsets.npy` and `shingles.u32` (shingle hashes for verification). Lookups are `searchsorted` on
+    memory-mapped keys, so a refresh costs O(new batch x segments x log(corpus)), not O(corpus).
+    The digest names the batch (its ids and texts): re-running the same batch neither matches against
+    its own segment nor adds it twice.
+    """
+
+    def __init__(self, path: str | Path, params: dict[str, int]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta = self.path / "meta.json"
+        if meta.exists():
+            stored = json.loads(meta.read_text())["params"]
+            if stored != params:
+                raise ValueError(f"dedup index {self.path} was built with {stored}, not {params}")
+        else:
+            meta.write_text(json.dumps({"version": 1, "params": params}, indent=1))
+        self.params = params
+
+    def segments(self) -> list[Path]:
+        return sorted(p for p in self.path.glob("seg-*") if p.is_dir() and (p / "ids.npy").exists())
+
+    def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: _ShingleStore, rows: list[int]) -> None:
+        """Write the documents `rows` (indices into keys/ids/store) as segment `name` (atomic rename)."""
+        final = self.path / f"seg-{name}"
+        if final.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.path))
+        sel = np.asarray(rows, dtype=np.int64)
+        k = keys[sel].T  # (bands, n)
+        order = np.argsort(k, axis=1, kind="stable")
+        np.save(tmp / "keys.npy", np.take_along_axis(k, order, axis=1))
+        np.save(tmp / "docs.npy", order.astype(np.uint32))
+        np.save(tmp / "ids.npy", np.array([i.encode("utf-8") for i in ids], dtype=bytes)[sel] if len(sel) else np.zeros(0, "S1"))
+        out = _ShingleStore(tmp / "shingles.u32")
+        for i in sel:
+            out.append(store.get(int(i)))
+        np.save(tmp / "offsets.npy", np.asarray(out.offsets, dtype=np.int64))
+        out.close()
+        os.rename(tmp, final)
+
+
+def _candidate_pairs(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(m, 2) int64 pairs i < j sharing a band key: each member of a bucket is paired with the bucket's
+    first member and with its predecessor (linear in the bucket size, not quadratic)."""
+    idx = np.flatnonzero(valid)
+    codes: list[np.ndarray] = []
+    n = np.int64(len(keys))
+    for band in range(keys.shape[1]):
+        order = idx[np.argsort(keys[idx, band], kind="stable")]
+        k = keys[order, band]
+        same = np.flatnonzero(k[1:] == k[:-1]) + 1
+        if len(same) == 0:
+            continue
+        start = np.zeros(len(k), dtype=np.int64)
+        start[1:][k[1:] != k[:-1]] = np.flatnonzero(k[1:] != k[:-1]) + 1
+        head = np.maximum.accumulate(start)
+        for other in (order[head[same]], order[same - 1]):
+            a, b = np.minimum(other, order[same]), np.maximum(other, order[same])
+            keep = a != b
+            codes.append(a[keep] * n + b[keep])
+    if not codes:
+        return np.zeros((0, 2), dtype=np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack([unique // n, unique % n], axis=1)
+
+
+class _UnionFind:
+    """Disjoint sets over 0..n-1 (numpy parent array, path halving)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
         parent = self.parent
-        while parent[item] != item:
-            parent[item] = parent[parent[item]]
-            item = parent[item]
-        return item
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
 
-    def union(self, a: str, b: str) -> None:
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a != root_b:
-            self.parent[max(root_a, root_b)] = min(root_a, root_b)
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
 
 
 def near_duplicate_clusters(
@@ -136,35 +432,187 @@ def near_duplicate_clusters(
     seed: int = 1,
     bands: int | None = None,
     rows: int | None = None,
+    index_dir: str | Path | None = None,
+    update_index: bool = True,
+    workers: int = 1,
 ) -> dict[str, str]:
     """Map every document id to its cluster id: the id of the document the cluster keeps.
 
-    `docs` yields (id, text); ids must be unique. Singletons map to themselves. The kept document of a
-    cluster is the one with the longest text, then the smallest id. Memory: one bucket entry per
-    document per band (the signatures themselves are not kept).
+    `docs` yields (id, text); a repeated id raises ValueError (the stage drops repeats before calling).
+    Singletons and empty texts map to themselves. A pair is a near-duplicate when the exact Jaccard of
+    its shingle-hash sets is >= threshold; clusters are the connected components. The kept document is
+    the longest text, then the smallest id.
+
+    With `index_dir`, documents are also matched against the persistent index (`DedupIndex`): a new
+    document whose cluster contains an indexed document maps to that earlier document's id. With
+    `update_index`, the new batch's kept documents are then added to the index as one segment.
+    `workers` > 1 computes shingles and signatures in that many processes (batches of 4096 documents,
+    at most two per worker in flight); bucketing, verification and clustering stay in this process.
     """
     if bands is None or rows is None:
-        bands, rows = optimal_bands_rows(threshold, num_perm)
+        bands, rows = bands_rows_for_recall(threshold, num_perm)
+    if bands * rows > num_perm:
+        raise ValueError(f"bands * rows ({bands} x {rows}) exceeds num_perm ({num_perm})")
     hasher = MinHasher(num_perm, seed)
-    buckets: list[dict[int, str]] = [{} for _ in range(bands)]
-    sets = UnionFind()
-    lengths: dict[str, int] = {}
+    params = dict(num_perm=num_perm, seed=seed, bands=bands, rows=rows, word_ngram=word_ngram, char_ngram=char_ngram)
+    index = DedupIndex(index_dir, params) if index_dir is not None else None
+    workdir = Path(tempfile.mkdtemp(prefix="dedup-", dir=index.path if index else None))
+    store = _ShingleStore(workdir / "shingles.u32")
+    try:
+        ids, lengths, keys, valid, digest = _signature_pass(
+            docs, hasher, store, bands, rows, word_ngram, char_ngram, workers
+        )
+        n = len(ids)
+        store.offsets = np.asarray(store.offsets, dtype=np.int64)
+        # Verified pairs inside the batch.
+        sets = _UnionFind(n)
+        pairs = _candidate_pairs(keys, valid)
+        for a, b in pairs.tolist():
+            if jaccard(store.get(a), store.get(b)) >= threshold:
+                sets.union(a, b)
+        # Verified matches against earlier batches: best (earliest) indexed document per new document.
+        earlier: dict[int, tuple[int, int]] = {}  # new doc -> (segment number, doc number in segment)
+        segments = [s for s in index.segments() if s.name != f"seg-{digest}"] if index else []
+        seg_ids: list[np.ndarray] = []
+        for s_no, seg in enumerate(segments):
+            seg_ids.append(np.load(seg / "ids.npy", mmap_mode="r"))
+            _match_segment(seg, s_no, keys, valid, store, threshold, earlier)
+        root_old: dict[int, tuple[int, int]] = {}
+        for i, old in earlier.items():
+            r = sets.find(i)
+            if r not in root_old or old < root_old[r]:
+                root_old[r] = old
+        keeper: dict[int, int] = {}
+        for i in range(n):
+            r = sets.find(i)
+            best = keeper.get(r)
+            if best is None or (-lengths[i], ids[i]) < (-lengths[best], ids[best]):
+                keeper[r] = i
+        result: dict[str, str] = {}
+        new_kept: list[int] = []
+        for i in range(n):
+            r = sets.find(i)
+            if r in root_old:
+                s_no, k = root_old[r]
+                result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
+            else:
+                result[ids[i]] = ids[keeper[r]]
+                if keeper[r] == i and valid[i]:
+                    new_kept.append(i)
+        if index is not None and update_index:
+            index.add_segment(digest, keys, ids, store, new_kept)
+        return result
+    finally:
+        store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _signature_pass(
+    docs: Iterable[tuple[str, str]],
+    hasher: MinHasher,
+    store: _ShingleStore,
+    bands: int,
+    rows: int,
+    word_ngram: int,
+    char_ngram: int,
+    workers: int = 1,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, str]:
+    """Stream the documents once: ids, text lengths, (n, bands) band keys, has-shingles mask, batch digest."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    lengths: list[int] = []
+    key_blocks: list[np.ndarray] = []
+    valid_blocks: list[np.ndarray] = []
+    digest = hashlib.blake2b(digest_size=8)
+
+    def consume(result: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> None:
+        batch, ok, block = result
+        store.extend(batch)
+        key_blocks.append(block)
+        valid_blocks.append(ok)
+
+    def batches() -> Iterator[list[str]]:
+        texts: list[str] = []
+        for doc_id, text in _checked(docs, seen):
+            ids.append(doc_id)
+            lengths.append(len(text))
+            digest.update(doc_id.encode("utf-8") + b"\0" + xxhash.xxh64_digest(text) + b"\0")
+            texts.append(text)
+            if len(texts) == _BATCH:
+                yield texts
+                texts = []
+        yield texts
+
+    args = (hasher.num_perm, hasher.seed, bands, rows, word_ngram, char_ngram)
+    if workers <= 1:
+        for texts in batches():
+            consume(_hash_batch(texts, *args))
+    else:
+        # At most 2 batches per worker in flight, so memory stays bounded whatever the corpus size.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending: deque[Future] = deque()
+            for texts in batches():
+                pending.append(pool.submit(_hash_batch, texts, *args))
+                if len(pending) >= 2 * workers:
+                    consume(pending.popleft().result())
+            while pending:
+                consume(pending.popleft().result())
+    keys = np.concatenate(key_blocks)
+    valid = np.concatenate(valid_blocks)
+    return ids, np.asarray(lengths, dtype=np.int64), keys, valid, digest.hexdigest()
+
+
+@functools.cache
+def _hasher(num_perm: int, seed: int) -> MinHasher:
+    return MinHasher(num_perm, seed)
+
+
+def _hash_batch(
+    texts: list[str], num_perm: int, seed: int, bands: int, rows: int, word_ngram: int, char_ngram: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Shingle hashes, has-shingles mask and (n, bands) band keys of raw texts (runs in workers too)."""
+    batch = batch_shingle_hashes([normalize(t) for t in texts], word_ngram, char_ngram)
+    ok = np.fromiter((len(s) > 0 for s in batch), dtype=bool, count=len(batch))
+    block = np.zeros((len(batch), bands), dtype=np.uint32)
+    block[ok] = band_keys(_hasher(num_perm, seed).signatures([s for s in batch if len(s)]), bands, rows)
+    return batch, ok, block
+
+
+def _checked(docs: Iterable[tuple[str, str]], seen: set[str]) -> Iterator[tuple[str, str]]:
     for doc_id, text in docs:
-        sets.add(doc_id)
-        lengths[doc_id] = len(text)
-        shingle_set = shingles(normalize(text), word_ngram, char_ngram)
-        if not shingle_set:  # empty texts would all collide on the empty-set signature
-            continue
-        signature = hasher.signature(shingle_set)
-        for band in range(bands):
-            key = xxhash.xxh3_64_intdigest(signature[band * rows : (band + 1) * rows].tobytes())
-            first = buckets[band].setdefault(key, doc_id)
-            if first != doc_id:
-                sets.union(doc_id, first)
-    keeper: dict[str, str] = {}
-    for doc_id in lengths:
-        root = sets.find(doc_id)
-        best = keeper.get(root)
-        if best is None or (-lengths[doc_id], doc_id) < (-lengths[best], best):
-            keeper[root] = doc_id
-    return {doc_id: keeper[sets.find(doc_id)] for doc_id in lengths}
+        if doc_id in seen:
+            raise ValueError(f"duplicate document id {doc_id!r}: ids must be unique")
+        seen.add(doc_id)
+        yield doc_id, text or ""
+
+
+def _match_segment(
+    seg: Path,
+    s_no: int,
+    keys: np.ndarray,
+    valid: np.ndarray,
+    store: _ShingleStore,
+    threshold: float,
+    earlier: dict[int, tuple[int, int]],
+    max_per_bucket: int = 8,
+) -> None:
+    """Record, for each new document, the earliest verified near-duplicate in segment `seg`."""
+    seg_keys = np.load(seg / "keys.npy", mmap_mode="r")
+    seg_docs = np.load(seg / "docs.npy", mmap_mode="r")
+    old = _ShingleStore(seg / "shingles.u32", np.load(seg / "offsets.npy"))
+    try:
+        new_idx = np.flatnonzero(valid)
+        candidates: set[tuple[int, int]] = set()
+        for band in range(seg_keys.shape[0]):
+            col = seg_keys[band]
+            q = keys[new_idx, band]
+            lo = np.searchsorted(col, q, side="left")
+            hi = np.minimum(np.searchsorted(col, q, side="right"), lo + max_per_bucket)
+            for j in np.flatnonzero(hi > lo).tolist():
+                for p in range(int(lo[j]), int(hi[j])):
+                    candidates.add((int(new_idx[j]), int(seg_docs[band, p])))
+        for i, k in sorted(candidates):
+            if (s_no, k) < earlier.get(i, (1 << 62, 0)) and jaccard(store.get(i), old.get(k)) >= threshold:
+                earlier[i] = (s_no, k)
+    finally:
+        old.close()

@@ -1,9 +1,22 @@
-"""Heuristic quality filters: a Gopher-style subset for English, character rules for Chinese, and
-repetition rules for every language.
+"""Heuristic quality filters: Gopher, C4 and FineWeb rules for English, character rules for Chinese, and
+Gopher's repetition rules for every language.
 
-`check(text, lang, cfg)` returns the first failed rule's name (the drop reason) or None. Rule order goes
-from cheap to expensive. Languages other than en/zh get the repetition rules only (words split on spaces);
-their own thresholds are a later issue.
+What it is for: the `filter` stage (`curation.stages.run_filter`) calls `check(text, lang, cfg)` on every
+document; it returns the name of the first rule the text fails (the drop reason) or None. Rules run from cheap
+to expensive. Thresholds live in `curation.config.FilterConfig`, one section per language.
+
+* English (`en`): Gopher quality (word count, mean word length, symbol ratio, bullet and ellipsis lines,
+  alphabetic words, stop words), C4 document rules (lorem ipsum, curly bracket; C4's terminal-punctuation *line*
+  rule is left out, FineWeb's line-punctuation ratio stands in for it), FineWeb (line punctuation, short
+  lines, newline/word ratio), then Gopher repetition (duplicate lines and paragraphs, top word 2-4-grams,
+  duplicate word 5-grams). The rules follow datatrove's GopherQuality/C4Quality/FineWebQuality filters.
+* Chinese (`zh`): rules on characters, since Chinese has no spaces between words: length in characters, CJK
+  share, line-ending (or inner sentence-ending) punctuation including Chinese punctuation, short lines, site-boilerplate lines, duplicate
+  lines and paragraphs, the most frequent character 4-gram, duplicate character 10-grams.
+* Other languages: the repetition rules only (their own thresholds are a later issue).
+
+    .venv/bin/python -c "from curation.filters import check; from curation.config import FilterConfig; \\
+        print(check('太短了。', 'zh', FilterConfig()))"
 """
 
 from __future__ import annotations
@@ -18,9 +31,27 @@ from curation.config import ChineseFilterConfig, EnglishFilterConfig, FilterConf
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 _ALPHA = re.compile(r"[^\W\d_]")  # any letter, in any script
+_NON_CJK_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]+")
+_ASCII = re.compile(r"[\x00-\x7f]+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _ELLIPSIS_END = ("...", "…")
+_BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "◆", "◇", "►", "▶", "-", "*", "·", "‣", "⁃")
+# Line-final characters that end a sentence (closing quotes and brackets count: 他说：“好。”).
+LATIN_TERMINAL = (".", "!", "?", '"', "'", ":", ";", "”", "’", ")")
+ZH_TERMINAL = ("。", "！", "？", "；", "…", "」", "』", "”", "）", "：", "．", *LATIN_TERMINAL)
+LATIN_INNER_END = (". ", "! ", "? ")
+ZH_INNER_END = ("。", "！", "？")
+# Site boilerplate that turns up on Chinese web pages' navigation, footers and link farms (our own list).
+ZH_BOILERPLATE = (
+    "版权所有", "版权声明", "免责声明", "设为首页", "加入收藏", "网站地图", "联系我们", "关于我们", "友情链接",
+    "ICP备", "icp备", "公网安备", "All Rights Reserved", "all rights reserved", "copyright", "Copyright",
+    "上一篇", "下一篇", "返回顶部", "点击进入", "点击查看", "扫一扫", "分享到", "登录 注册", "用户名", "密码",
+)
 _WORD_NGRAM = 5
 _CHAR_NGRAM = 10
+_TOP_CHAR_NGRAM = 4
+_SHORT_LINE_EN = 30
+_SHORT_LINE_ZH = 10
 
 
 def lines_of(text: str) -> list[str]:
@@ -57,22 +88,58 @@ def dup_ngram_fraction(tokens: Sequence[str], n: int) -> float:
     return sum(covered) / len(tokens)
 
 
+def top_ngram_fraction(tokens: Sequence[str], n: int) -> float:
+    """Share of the tokens' characters covered by the most frequent n-gram (Gopher's top n-gram measure).
+
+    Counted as occurrences x characters of the n-gram, over the characters of all tokens; 0 when the most
+    frequent n-gram occurs once.
+    """
+    if len(tokens) < n:
+        return 0.0
+    gram, count = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)).most_common(1)[0]
+    if count < 2:
+        return 0.0
+    return count * sum(len(t) for t in gram) / max(1, sum(len(t) for t in tokens))
+
+
 def cjk_fraction(text: str) -> float:
-    """Share of CJK ideographs among non-space characters."""
-    chars = "".join(text.split())
-    return len(_CJK.findall(chars)) / len(chars) if chars else 0.0
+    """Share of CJK ideographs among CJK ideographs + words of other scripts (digits and symbols not counted).
+
+    One Han character weighs about as much as one word, so a Chinese page with code or English terms scores
+    high while a menu or list of Latin links with a few Han characters scores low.
+    """
+    cjk = len(_CJK.findall(text))
+    other_words = len(_NON_CJK_WORD.findall(text))
+    return cjk / (cjk + other_words) if cjk else 0.0
 
 
-def _check_repetition(text: str, cfg: RepetitionFilterConfig) -> str | None:
-    dup_lines, dup_chars = dup_line_fractions(lines_of(text))
+def has_sentence_end(line: str, terminal: tuple[str, ...], inner: tuple[str, ...]) -> bool:
+    """True when `line` ends with terminal punctuation or holds a sentence end inside.
+
+    FineWeb counts only line ends; counting inner sentence ends too keeps one-paragraph-per-line text (a
+    truncated Wikipedia paragraph) while titles, menus and link lists, which have neither, still fail.
+    """
+    return line.endswith(terminal) or any(mark in line for mark in inner)
+
+
+def _fraction(lines: Sequence[str], predicate) -> float:  # type: ignore[no-untyped-def]
+    return sum(1 for line in lines if predicate(line)) / len(lines) if lines else 0.0
+
+
+def _check_repetition(text: str, lines: list[str], cfg: RepetitionFilterConfig) -> str | None:
+    dup_lines, dup_chars = dup_line_fractions(lines)
     if dup_lines > cfg.max_dup_line_fraction:
         return "dup_lines"
     if dup_chars > cfg.max_dup_line_char_fraction:
         return "dup_line_chars"
+    paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+    if len(paragraphs) > 1 and dup_line_fractions(paragraphs)[0] > cfg.max_dup_paragraph_fraction:
+        return "dup_paragraphs"
     return None
 
 
-def _check_english(text: str, words: list[str], cfg: EnglishFilterConfig) -> str | None:
+def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFilterConfig) -> str | None:
+    # Gopher quality
     if not cfg.min_words <= len(words) <= cfg.max_words:
         return "word_count"
     mean_len = sum(len(w) for w in words) / len(words)
@@ -81,45 +148,74 @@ def _check_english(text: str, words: list[str], cfg: EnglishFilterConfig) -> str
     symbols = text.count("#") + text.count("...") + text.count("…")
     if symbols / len(words) > cfg.max_symbol_word_ratio:
         return "symbol_ratio"
-    lines = lines_of(text)
-    if lines and sum(line.endswith(_ELLIPSIS_END) for line in lines) / len(lines) > cfg.max_ellipsis_line_fraction:
+    if _fraction(lines, lambda line: line.startswith(_BULLETS)) > cfg.max_bullet_line_fraction:
+        return "bullet_lines"
+    if _fraction(lines, lambda line: line.endswith(_ELLIPSIS_END)) > cfg.max_ellipsis_line_fraction:
         return "ellipsis_lines"
     if sum(bool(_ALPHA.search(w)) for w in words) / len(words) < cfg.min_alpha_word_fraction:
         return "alpha_words"
     lowered = {w.lower().strip(".,;:!?\"'()") for w in words}
     if len(GOPHER_STOP_WORDS & lowered) < cfg.min_stop_words:
         return "stop_words"
+    # C4 document rules
+    if cfg.c4_lorem_ipsum and "lorem ipsum" in text.lower():
+        return "c4_lorem_ipsum"
+    if cfg.c4_curly_bracket and "{" in text:
+        return "c4_curly_bracket"
+    # FineWeb
+    if _fraction(lines, lambda line: has_sentence_end(line, LATIN_TERMINAL, LATIN_INNER_END)) < cfg.min_line_punct_fraction:
+        return "line_punct"
+    if _fraction(lines, lambda line: len(line) <= _SHORT_LINE_EN) > cfg.max_short_line_fraction:
+        return "short_lines"
+    if text.count("\n") / len(words) > cfg.max_newline_word_ratio:
+        return "list_ratio"
     return None
 
 
-def _check_chinese(text: str, cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig) -> str | None:
+def _check_chinese(text: str, lines: list[str], cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig) -> str | None:
     chars = "".join(text.split())
     if not cfg.min_chars <= len(chars) <= cfg.max_chars:
         return "char_count"
-    if cjk_fraction(chars) < cfg.min_cjk_fraction:
+    if cjk_fraction(text) < cfg.min_cjk_fraction:
         return "cjk_fraction"
-    reason = _check_repetition(text, repetition)
+    if _fraction(lines, lambda line: has_sentence_end(line, ZH_TERMINAL, ZH_INNER_END)) < cfg.min_line_punct_fraction:
+        return "line_punct"
+    if _fraction(lines, lambda line: len(line) <= _SHORT_LINE_ZH) > cfg.max_short_line_fraction:
+        return "short_lines"
+    if _fraction(lines, lambda line: any(p in line for p in ZH_BOILERPLATE)) > cfg.max_boilerplate_line_fraction:
+        return "boilerplate_lines"
+    reason = _check_repetition(text, lines, repetition)
     if reason:
         return reason
-    if dup_ngram_fraction(chars, _CHAR_NGRAM) > cfg.max_dup_char_ngram_fraction:
+    # Character n-grams over the non-ASCII characters: the Chinese text itself, not embedded code or URLs
+    # (a textbook's code blocks repeat a lot; Latin junk is caught by the line rules above).
+    han_text = _ASCII.sub("", chars)
+    if top_ngram_fraction(han_text, _TOP_CHAR_NGRAM) > cfg.max_top_char_ngram_fraction:
+        return "top_char_ngram"
+    if dup_ngram_fraction(han_text, _CHAR_NGRAM) > cfg.max_dup_char_ngram_fraction:
         return "dup_char_ngrams"
     return None
 
 
 def check(text: str, lang: str | None, cfg: FilterConfig) -> str | None:
     """Return the drop reason of the first rule `text` fails, or None when it passes every rule."""
+    lines = lines_of(text)
     if lang == "zh":
-        return _check_chinese(text, cfg.zh, cfg.repetition)
+        return _check_chinese(text, lines, cfg.zh, cfg.repetition)
     words = text.split()
     if not words:
         return "word_count"
     if lang == "en":
-        reason = _check_english(text, words, cfg.en)
+        reason = _check_english(text, words, lines, cfg.en)
         if reason:
             return reason
-    reason = _check_repetition(text, cfg.repetition)
+    reason = _check_repetition(text, lines, cfg.repetition)
     if reason:
         return reason
-    if dup_ngram_fraction([w.lower() for w in words], _WORD_NGRAM) > cfg.repetition.max_dup_word_ngram_fraction:
+    lowered = [w.lower() for w in words]
+    for n, limit in sorted(cfg.repetition.max_top_word_ngram_fraction.items()):
+        if top_ngram_fraction(lowered, n) > limit:
+            return f"top_{n}_gram"
+    if dup_ngram_fraction(lowered, _WORD_NGRAM) > cfg.repetition.max_dup_word_ngram_fraction:
         return "dup_word_ngrams"
     return None

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation import dedup, filters, langid, quality
+from curation import dedup, filters, langid, pii, quality
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
 from curation.documents import (
     DocumentWriter,
@@ -116,7 +116,8 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -
 
 
 def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig) -> dict[str, Any]:
-    """Fill lang/lang_score with lid.176; drop other languages (lang:<code>) and low scores (low_lang_score)."""
+    """Fill lang/lang_score with `curation.langid.identify` (script rules + lid.176); drop other languages
+    (lang:<code>; lang:none for text without a letter) and scores below the language's minimum (low_lang_score)."""
     start = time.perf_counter()
     files = _inputs(inputs)
     out = _Outputs(out_dir, extra_columns(files))
@@ -139,19 +140,36 @@ def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig) -
 
 
 def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
-    """Apply the heuristic filters of `curation.filters`; the failed rule is the drop reason."""
+    """Replace PII (`curation.pii`), then apply the heuristic filters of `curation.filters`.
+
+    The failed rule is the drop reason. PII is replaced in every document written, kept or removed, so
+    removed/ holds no personal data either; `pii` in the stats counts replacements per kind and the number
+    of documents changed (the DAG has no stage of its own for PII).
+    """
     start = time.perf_counter()
     files = _inputs(inputs)
     out = _Outputs(out_dir, extra_columns(files))
+    pii_counts: Counter[str] = Counter()
+    pii_docs = 0
     docs_in = 0
     for row in read_documents(files):
         docs_in += 1
-        reason = filters.check(row["text"] or "", row.get("lang"), cfg)
+        text = row["text"] or ""
+        if cfg.pii.enabled:
+            text, found = pii.scrub(text, cfg.pii.kinds)
+            if found:
+                pii_docs += 1
+                pii_counts.update(found)
+                row = {**row, "text": text}
+        reason = filters.check(text, row.get("lang"), cfg)
         if reason:
             out.drop(row, reason)
         else:
             out.keep(row)
-    return {**out.close(), "docs_in": docs_in, "seconds": round(time.perf_counter() - start, 3)}
+    result = {**out.close(), "docs_in": docs_in}
+    result["pii"] = {"docs": pii_docs, **{kind: pii_counts[kind] for kind in cfg.pii.kinds}}
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result
 
 
 # -------------------------------------------------------------------------------------------- dedup
@@ -163,29 +181,40 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     Three streaming passes: (1) exact key, length and id of every document; (2) MinHash-LSH over one
     representative per exact group; (3) write. Kept documents get dup_cluster (the kept id) and
     dup_cluster_size (exact + near duplicates it stands for); removed ones get drop_reason
-    exact_duplicate or near_duplicate and duplicate_of (the id that was kept).
+    exact_duplicate, near_duplicate or duplicate_id, and duplicate_of (the id that was kept).
+    An id seen again with the same text is an exact_duplicate; with a different text, the first
+    occurrence wins and later ones are dropped as duplicate_id (duplicate_of = that id). With `cfg.index_dir`, the batch is also deduplicated against the
+    documents kept by earlier runs (duplicate_of is then the earlier document's id) and its kept
+    documents are added to that index.
     """
     start = time.perf_counter()
     files = _inputs(inputs)
     # Pass 1: the exact group of every document, and its representative (longest text, then smallest id).
     best: dict[bytes, tuple[int, str]] = {}
     group_size: Counter[bytes] = Counter()
+    first_key: dict[str, bytes] = {}  # id -> exact key of its first occurrence
     docs_in = 0
     for row in read_documents(files):
         docs_in += 1
         key = dedup.exact_key(row["text"] or "")
+        if row["id"] in first_key:
+            group_size[key] += first_key[row["id"]] == key  # the same document twice: an exact duplicate
+            continue
+        first_key[row["id"]] = key
         group_size[key] += 1
         candidate = (-len(row["text"] or ""), row["id"])
         if key not in best or candidate < best[key]:
             best[key] = candidate
     representative = {key: doc for key, (_, doc) in best.items()}
 
-    # Pass 2: near-duplicate clusters over the exact representatives only (each seen once).
+    # Pass 2: near-duplicate clusters over the exact representatives only (first occurrences only).
     def representatives() -> Iterable[tuple[str, str]]:
         seen: set[str] = set()
         for row in read_documents(files):
-            if row["id"] == representative[dedup.exact_key(row["text"] or "")] and row["id"] not in seen:
-                seen.add(row["id"])
+            if row["id"] in seen:
+                continue
+            seen.add(row["id"])
+            if row["id"] == representative[dedup.exact_key(row["text"] or "")]:
                 yield row["id"], row["text"] or ""
 
     clusters = dedup.near_duplicate_clusters(
@@ -197,29 +226,38 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
         seed=cfg.seed,
         bands=cfg.bands,
         rows=cfg.rows,
+        index_dir=cfg.index_dir,
+        workers=cfg.workers,
     )
     cluster_size: Counter[str] = Counter()
     for key, rep in representative.items():
         cluster_size[clusters[rep]] += group_size[key]
 
-    # Pass 3: write. The same id can occur twice (the same page fetched twice): only the first is kept.
+    # Pass 3: write.
     out = _Outputs(out_dir, {**extra_columns(files), "dup_cluster": None, "dup_cluster_size": None}, ["duplicate_of"])
     emitted: set[str] = set()
+    matched_index = 0
     for row in read_documents(files):
-        rep = representative[dedup.exact_key(row["text"] or "")]
+        key = dedup.exact_key(row["text"] or "")
+        if row["id"] in emitted and first_key[row["id"]] != key:
+            out.drop(row, "duplicate_id", duplicate_of=row["id"])  # same id, different text: first one wins
+            continue
+        rep = representative[key]
         survivor = clusters[rep]
+        matched_index += survivor not in first_key
         if row["id"] != rep or row["id"] in emitted:
             out.drop(row, "exact_duplicate", duplicate_of=survivor)
         elif survivor != rep:
             out.drop(row, "near_duplicate", duplicate_of=survivor)
         else:
-            emitted.add(row["id"])
             out.keep({**row, "dup_cluster": survivor, "dup_cluster_size": cluster_size[survivor]})
+        emitted.add(row["id"])
     result = out.close()
     result.update(
         docs_in=docs_in,
         exact_groups=len(representative),
         clusters=len(set(clusters.values())),
+        duplicates_of_index=matched_index,
         seconds=round(time.perf_counter() - start, 3),
     )
     return result

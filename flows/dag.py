@@ -34,12 +34,12 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ingest", "1", ()),
-    Stage("langid", "1", ("ingest",)),
-    Stage("filter", "1", ("langid",)),
+    Stage("langid", "2", ("ingest",)),  # 2: script rules in front of lid.176
+    Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "1", ("filter",)),
     Stage("quality", "1", ("dedup",)),
     Stage("mix", "1", ("quality",)),
-    Stage("tokenizer", "1", ("mix",)),
+    Stage("tokenizer", "2", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
     Stage("sft", "1", ("pretrain",)),

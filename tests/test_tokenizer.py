@@ -148,7 +148,14 @@ def tok(trained):
 
 def test_directory_layout_and_special_tokens(trained, tok):
     out, stats = trained
-    assert {p.name for p in out.iterdir()} == {"tokenizer.model", "tokenizer.vocab", "special_tokens.json"}
+    assert {p.name for p in out.iterdir()} == {"tokenizer.model", "tokenizer.vocab", "special_tokens.json", "hf"}
+    assert {p.name for p in (out / "hf").iterdir()} == {
+        "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+    }  # fmt: skip
+    assert (out / "hf/tokenizer.model").read_bytes() == (out / "tokenizer.model").read_bytes()
+    hf_config = json.loads((out / "hf/tokenizer_config.json").read_text())
+    assert (hf_config["bos_token"], hf_config["eos_token"], hf_config["add_prefix_space"]) == ("<s>", "</s>", False)
+    assert hf_config["additional_special_tokens"] == ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
     assert json.loads((out / "special_tokens.json").read_text()) == CONTRACT_SPECIALS
     assert tok.special_tokens == CONTRACT_SPECIALS == SPECIAL_TOKENS
     assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.vocab_size) == (1, 2, 3, 4096)
@@ -165,7 +172,7 @@ def test_train_stats(trained):
     _, stats = trained
     assert stats["vocab_size"] == 4096
     assert stats["sentences_used"] == stats["sentences_seen"] > 1000  # below the 200k cap: all lines used
-    assert 0.98 <= stats["effective_character_coverage"] <= 0.9995
+    assert 0.98 <= stats["effective_character_coverage"] <= 0.998
     assert stats["train_seconds"] > 0
     langs = stats["languages"]
     assert set(langs) == {"zh", "en"}
@@ -232,6 +239,31 @@ def test_too_small_vocab_for_the_alphabet_is_a_clear_error(tmp_path, mix_dir, do
     _write_docs(zh_only, [d for d in docs["train"] if d[0] == "zh"])
     with pytest.raises(ValueError, match="raise vocab_size"):
         run_tokenizer([str(zh_only)], tmp_path / "t", TokenizerConfig(vocab_size=512))
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    empty = tmp_path / "train-00000.parquet"
+    _write_docs(empty, [("en", ""), ("en", None)])
+    with pytest.raises(ValueError, match="no non-empty text"):
+        run_tokenizer([str(empty)], tmp_path / "t", TokenizerConfig())
+
+
+def test_corpus_too_small_for_the_vocab_is_a_clear_error(tmp_path):
+    tiny = tmp_path / "train-00000.parquet"
+    _write_docs(tiny, [("en", "the quick brown fox jumps over the lazy dog\n")] * 20)
+    with pytest.raises(ValueError, match=r"too small for vocab_size 4096.*lower vocab_size to <= \d+"):
+        run_tokenizer([str(tiny)], tmp_path / "t", TokenizerConfig())
+
+
+def test_vocab_over_the_shard_dtype_is_a_clear_error(tmp_path, mix_dir, trained):
+    from tokenizer.shards import _shard_dtype
+
+    assert _shard_dtype(65536, "auto").name == "uint16" and _shard_dtype(65537, "auto").name == "uint32"
+    with pytest.raises(ValueError, match="does not fit uint16.*tokens.dtype=auto or uint32"):
+        _shard_dtype(70_000, "uint16")
+    # uint32 on request, for a vocabulary that uint16 would hold.
+    stats = run_tokens([str(mix_dir)], tmp_path, TokensConfig(dtype="uint32"), trained[0])
+    assert stats["dtype"] == json.loads((tmp_path / "meta.json").read_text())["dtype"] == "uint32"
 
 
 def test_split_lines_keeps_text_and_bounds_bytes():

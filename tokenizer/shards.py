@@ -2,7 +2,8 @@
 
 Layout (CONTRACTS.md, "Token shards directory"), per split:
 
-* `{split}-00000.bin`, `-00001`, …: flat little-endian uint16 (vocab <= 65,536) or uint32 token ids; every
+* `{split}-00000.bin`, `-00001`, …: flat little-endian uint16 (vocab <= 65,536) or uint32 token ids (or the
+  dtype that `TokensConfig.dtype` names; a vocabulary it cannot hold is a ValueError); every
   document is `[bos_id] + encode(text)`, documents back to back, none straddling two files;
 * `{split}-00000.idx.npy`: int64 start offset of every document in the matching `.bin`;
 * `meta.json`: dtype, vocab_size, bos/eos ids and, per split, files, tokens (BOS included), docs and bytes
@@ -58,7 +59,7 @@ def encode_corpus(
     """Encode `{split: parquet files}` with the tokenizer in `tokenizer_dir` into shards in `out_dir`."""
     started = time.perf_counter()
     tok = load(tokenizer_dir)
-    dtype = np.dtype("<u2") if tok.vocab_size <= _MAX_UINT16_VOCAB else np.dtype("<u4")
+    dtype = _shard_dtype(tok.vocab_size, cfg.dtype)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -113,6 +114,19 @@ def encode_corpus(
         "tokens_per_second": round(total_tokens / seconds) if seconds > 0 else None,
         "splits": stats_splits,
     }
+
+
+def _shard_dtype(vocab_size: int, requested: str) -> np.dtype:
+    """uint16 while every id fits in it (vocab <= 65,536), else uint32; a requested dtype too small fails."""
+    if requested == "auto":
+        requested = "uint16" if vocab_size <= _MAX_UINT16_VOCAB else "uint32"
+    limit = _MAX_UINT16_VOCAB if requested == "uint16" else 2**32
+    if vocab_size > limit:
+        raise ValueError(
+            f"vocab_size {vocab_size} does not fit {requested} shards (at most {limit} ids); "
+            "set tokens.dtype=auto or uint32, or train a smaller vocabulary"
+        )
+    return np.dtype("<u2") if requested == "uint16" else np.dtype("<u4")
 
 
 class _Encoder:

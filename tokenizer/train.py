@@ -8,7 +8,10 @@ safe inside a Prefect task).
 
 Output, as CONTRACTS.md fixes it: `tokenizer.model`, `tokenizer.vocab` (one `piece<TAB>score` line per id,
 for humans; newline, tab, carriage return and backslash inside a piece are written as \\n, \\t, \\r, \\\\)
-and `special_tokens.json`.
+and `special_tokens.json`; plus `hf/`, the same tokenizer as a Hugging Face transformers directory (`hf.py`).
+
+Memory: only the reservoir of at most `input_sentence_size` lines is held (plus sentencepiece's work on it),
+so peak memory is bounded by that cap, not by the corpus size (`bench/tokenizer.py` shows it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sentencepiece as spm
 
 from tokenizer._parquet import iter_batches, open_documents
 from tokenizer.config import TokenizerConfig
+from tokenizer.hf import export_hf
 from tokenizer.tok import (
     MODEL_FILE,
     ROLE_TOKENS,
@@ -43,6 +47,9 @@ _MIN_COVERAGE = 0.98
 # Sentencepiece reserves this character (U+2585) and skips training sentences that contain it.
 _SP_UNK_CHAR = "\u2585"
 _READ_BATCH_ROWS = 1024
+_STATS_CHUNK = 4096
+# Sentencepiece's message when the text has fewer distinct pieces than the vocabulary asks for.
+_VOCAB_TOO_HIGH = re.compile(r"Vocabulary size (?:is )?too high.*<= *(\d+)")
 
 
 def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfig) -> dict:
@@ -65,6 +72,7 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
     (out_dir / SPECIAL_TOKENS_FILE).write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n", encoding="utf-8")
     tok = load(out_dir)  # also checks the special-token layout against the model
     _write_vocab(model_proto, out_dir / VOCAB_FILE)
+    export_hf(out_dir)
 
     languages = _compression_by_language(tok, sample, cfg.num_threads)
     return {
@@ -168,6 +176,8 @@ def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float
             byte_fallback=cfg.byte_fallback,
             split_digits=cfg.split_digits,
             split_by_whitespace=cfg.split_by_whitespace,
+            split_by_unicode_script=cfg.split_by_unicode_script,
+            max_sentencepiece_length=cfg.max_sentencepiece_length,
             normalization_rule_name=cfg.normalization,
             remove_extra_whitespaces=cfg.remove_extra_whitespaces,
             allow_whitespace_only_pieces=cfg.allow_whitespace_only_pieces,
@@ -189,6 +199,12 @@ def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float
         )
     except RuntimeError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        too_high = _VOCAB_TOO_HIGH.search(message)
+        if too_high:
+            raise ValueError(
+                f"the training text is too small for vocab_size {cfg.vocab_size}: it yields at most "
+                f"{too_high.group(1)} pieces; lower vocab_size to <= {too_high.group(1)} or train on more text"
+            ) from exc
         raise ValueError(f"sentencepiece training failed ({message}); check vocab_size against the data") from exc
     return model.getvalue()
 
@@ -207,7 +223,9 @@ def _compression_by_language(tok: Tokenizer, sample: list[tuple[str, str]], num_
         by_lang.setdefault(lang, []).append(text)
     stats = {}
     for lang, texts in sorted(by_lang.items()):
-        tokens = sum(len(ids) for ids in tok.encode_batch(texts, num_threads=num_threads))
+        tokens = 0
+        for start in range(0, len(texts), _STATS_CHUNK):  # chunks: never hold every id of the sample
+            tokens += sum(len(ids) for ids in tok.encode_batch(texts[start : start + _STATS_CHUNK], num_threads))
         chars = sum(len(t) for t in texts)
         nbytes = sum(len(t.encode("utf-8")) for t in texts)
         stats[lang] = {
