@@ -6,6 +6,7 @@
     lmpipe show ID                                  print an artifact's manifest
     lmpipe lineage ID                               the tree back to the raw input files, with stats
     lmpipe generate ID [--prompt TEXT]              sample from a pretrain or SFT model artifact
+    lmpipe export ID --out DIR                      write a pretrain/SFT model in Hugging Face Llama format
     lmpipe config [--preset P] [--set K=V]…         print the resolved config
     lmpipe ui [--port 4200]                         start the Prefect UI on the runs (SQLite, 127.0.0.1)
 
@@ -152,6 +153,20 @@ def cmd_generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from flows.config import UserError
+    from model.export import export_hf
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    m = store.get(a.id)
+    if m.kind not in ("pretrain", "sft"):
+        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+    out = export_hf(store.local_dir(a.id), a.out)
+    print(f"wrote {out} (load with transformers: AutoModelForCausalLM.from_pretrained({str(out)!r}))")
+    return 0
+
+
 def cmd_config(a: argparse.Namespace) -> int:
     from flows.config import resolve_config
 
@@ -207,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_generate)
+    s = sub.add_parser("export", help="write a pretrain/sft model in Hugging Face Llama format")
+    s.add_argument("id")
+    s.add_argument("--out", required=True, help="output directory")
+    s.set_defaults(func=cmd_export)
     s = sub.add_parser("config", help="print the resolved config")
     config_args(s)
     s.set_defaults(func=cmd_config)
