@@ -9,6 +9,7 @@
     lmpipe export ID --out DIR                      write a pretrain/SFT model in Hugging Face Llama format
     lmpipe config [--preset P] [--set K=V]…         print the resolved config
     lmpipe ui [--port 4200]                         start the Prefect UI on the runs (SQLite, 127.0.0.1)
+    lmpipe serve [--cron EXPR] [FLOW options]       register a scheduled corpus refresh and serve it
 
 Every user mistake (missing input, unknown stage, unknown config key, unknown artifact id) ends in a one-line
 ``lmpipe: error: …`` naming the fix, exit code 2, no traceback.
@@ -184,6 +185,33 @@ def cmd_ui(a: argparse.Namespace) -> int:
                             "--port", str(a.port)])
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    """Register a deployment of a flow with a cron schedule and serve it (blocks; Ctrl-C stops).
+
+    Schedules need a running Prefect server (`lmpipe ui` or server mode): Prefect's ephemeral server never runs
+    its scheduler, so we refuse to serve without PREFECT_API_URL.
+    """
+    from flows.config import UserError, resolve_config
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("schedules need a running Prefect server: start `lmpipe ui` in another terminal, then "
+                        "export PREFECT_API_URL=http://127.0.0.1:4200/api and run `lmpipe serve` again")
+    overrides = _parse_sets(a.set)
+    resolve_config(a.preset, overrides, a.input or None)
+    from flows.prefect_flows import FLOW_FUNCS
+
+    fl = FLOW_FUNCS[a.flow] if a.flow in FLOW_FUNCS else None
+    if fl is None:
+        raise UserError(f"unknown flow '{a.flow}'; flows are: {', '.join(FLOW_NAMES)}")
+    params = {"preset": a.preset, "overrides": overrides or None, "inputs": [os.path.abspath(p) for p in a.input] or None,
+              "home": os.environ["LMPIPE_HOME"]}
+    print(f"serving '{a.flow}' as deployment '{a.name}' on cron '{a.cron}' (one run at a time); Ctrl-C stops",
+          flush=True)
+    # global_limit=1: one refresh at a time, a late one waits instead of racing the previous one.
+    fl.serve(name=a.name, cron=a.cron, parameters=params, global_limit=1, pause_on_shutdown=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmpipe", description="Web data → corpus → tokenizer → LLM, as one Prefect DAG.")
     p.add_argument("--home", help="artifact store root (default $LMPIPE_HOME or ./lmpipe-data); fsspec URLs allowed")
@@ -229,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("config", help="print the resolved config")
     config_args(s)
     s.set_defaults(func=cmd_config)
+    s = sub.add_parser("serve", help="register a scheduled refresh (cron) and serve it; needs a running server")
+    s.add_argument("flow", nargs="?", default="corpus", help=f"one of: {', '.join(FLOW_NAMES)} (default corpus)")
+    s.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: daily at 03:00)")
+    s.add_argument("--name", default="scheduled-refresh", help="deployment name")
+    config_args(s)
+    s.set_defaults(func=cmd_serve)
     s = sub.add_parser("ui", help="start the Prefect UI (127.0.0.1)")
     s.add_argument("--port", type=int, default=4200)
     s.set_defaults(func=cmd_ui)
