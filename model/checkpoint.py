@@ -91,3 +91,46 @@ def load_optimizer(path: Path | str, optimizer: torch.optim.Optimizer) -> dict[s
     blob = torch.load(path, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     return blob["extra"]
+
+
+TRAINING_STATE = "state.json"
+OPTIMIZER = "optimizer.pt"
+
+
+def save_training_state(
+    ckpt_dir: Path | str,
+    step: int,
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    loader_state: dict[str, Any],
+    losses: list[float],
+    train_config: BaseModel,
+) -> None:
+    """Everything exact resume needs: weights, optimizer moments, torch RNG, loader position, step, losses.
+
+    Written to a temporary name and renamed, so a crash while saving leaves the previous checkpoint intact.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".part")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(tmp, model, train_config)
+    save_optimizer(tmp / OPTIMIZER, optimizer, extra={"torch_rng": torch.get_rng_state()})
+    (tmp / TRAINING_STATE).write_text(json.dumps({"step": step, "loader": loader_state, "losses": losses}))
+    if ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    tmp.rename(ckpt_dir)
+
+
+def load_training_state(ckpt_dir: Path | str, model: GPT, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore weights, optimizer and torch RNG in place; returns ``{"step", "loader", "losses"}``."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / TRAINING_STATE).is_file():
+        raise FileNotFoundError(f"{ckpt_dir} holds no training checkpoint ({TRAINING_STATE}); pass a checkpoint/ directory")
+    state = load_file(str(ckpt_dir / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if set(missing) - ({"lm_head.weight"} if model.config.tie_embeddings else set()) or unexpected:
+        raise ValueError(f"{ckpt_dir} was saved for a different model configuration; cannot resume")
+    extra = load_optimizer(ckpt_dir / OPTIMIZER, optimizer)
+    torch.set_rng_state(extra["torch_rng"])
+    return json.loads((ckpt_dir / TRAINING_STATE).read_text())

@@ -109,6 +109,10 @@ class PretrainConfig(BaseModel):
     dtype: DType = Field(
         default="auto", description="'auto' = bf16 autocast on cuda, fp32 elsewhere; or force one."
     )
+    checkpoint_every: int = Field(
+        default=0, ge=0, description="Save a resumable checkpoint (weights, optimizer, RNG, loader) into "
+        "OUT/checkpoint every this many steps; 0 = never."
+    )
     compile: bool = Field(
         default=False, description="torch.compile the model: ~30 s to compile, then ~20% faster on CPU (more on GPU)."
     )

@@ -72,9 +72,20 @@ def evaluate(
 
 
 def pretrain(
-    tokens_dir: Path | str, out_dir: Path | str, cfg: PretrainConfig, tokenizer_dir: Path | str | None = None
+    tokens_dir: Path | str,
+    out_dir: Path | str,
+    cfg: PretrainConfig,
+    tokenizer_dir: Path | str | None = None,
+    *,
+    resume_from: Path | str | None = None,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
-    """Train from scratch on `tokens_dir` and write a model directory into `out_dir`.
+    """Train from scratch (or from ``resume_from``, a ``checkpoint/`` directory) and write a model directory.
+
+    Exact resume: a run stopped after k steps (``stop_after=k`` saves ``out_dir/checkpoint``) and resumed from
+    that checkpoint logs the very same losses for steps k+1..N as an uninterrupted run (tested on CPU): the
+    checkpoint holds weights, AdamW moments, the torch RNG state and the loader's position; the schedule is a
+    function of the step.
 
     Returns stats: params, steps, first_loss, final_loss (mean train loss of the last 10 steps),
     val_loss, val_bpb (None when the shards have no usable val split), tokens_per_s (training steps
@@ -119,10 +130,17 @@ def pretrain(
 
     tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
     losses: list[float] = []
+    start_step = 1
+    if resume_from is not None:
+        state = checkpoint.load_training_state(resume_from, model, optimizer)
+        train_loader.load_state_dict(state["loader"])
+        losses, start_step = list(state["losses"]), int(state["step"]) + 1
+        log.info("resumed from %s at step %d", resume_from, start_step)
+    last_step = min(cfg.steps, stop_after) if stop_after else cfg.steps
     train_seconds = 0.0
     val_loss = val_bpb = None
     with MetricsLog(out_dir / "metrics.jsonl") as metrics:
-        for step in range(1, cfg.steps + 1):
+        for step in range(start_step, last_step + 1):
             t0 = time.perf_counter()
             lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_frac)
             set_lr(optimizer, lr)
@@ -142,7 +160,7 @@ def pretrain(
             dt = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise RuntimeError(f"train loss is {train_loss} at step {step}: lower lr or check the data")
-            if step > 1 or cfg.steps == 1:  # step 1 pays for allocation / compilation
+            if step > start_step or cfg.steps == 1:  # the first step pays for allocation / compilation
                 train_seconds += dt
             losses.append(train_loss)
             row: dict[str, Any] = {
@@ -158,6 +176,9 @@ def pretrain(
                 val_loss, val_bpb = evaluate(fwd, tokens_dir, cfg, device, meta.bos_id, bytes_per_token)
                 row.update(val_loss=round(val_loss, 5), val_bpb=round(val_bpb, 5))
             metrics.write(row)
+            if step == last_step < cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                checkpoint.save_training_state(out_dir / "checkpoint", step, model, optimizer,
+                                               train_loader.state_dict(), losses, cfg)
             if step == 1 or step % 10 == 0 or "val_loss" in row:
                 val_text = f" val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
                 log.info(
@@ -165,12 +186,14 @@ def pretrain(
                     step, cfg.steps, train_loss, lr, val_text, row["tokens_per_s"],
                 )
 
+    if last_step < cfg.steps:  # stopped early on purpose: the checkpoint is the output
+        return {"steps": last_step, "checkpoint": str(out_dir / "checkpoint"), "losses": losses}
     checkpoint.save_model(out_dir, model, cfg)
     plot_loss(metrics.rows, out_dir / "loss.png", f"pretrain d{cfg.depth}, {n_params / 1e6:.2f}M params")
     if tokenizer_dir is not None:
         checkpoint.copy_tokenizer(tokenizer_dir, out_dir)
 
-    timed_steps = cfg.steps - 1 if cfg.steps > 1 else 1
+    timed_steps = max(1, last_step - start_step) if last_step > 1 else 1
     stats: dict[str, Any] = {
         "params": n_params,
         "steps": cfg.steps,
@@ -194,9 +217,11 @@ def _main(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--out", required=True, type=Path, help="output model directory")
     p.add_argument("--config", help="PretrainConfig as a JSON file or inline JSON object (default: defaults)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer directory to copy into OUT/tokenizer")
+    p.add_argument("--resume", type=Path, help="resume exactly from this checkpoint/ directory")
+    p.add_argument("--stop-after", type=int, help="stop after this step and save OUT/checkpoint")
     args = p.parse_args(argv)
     cfg = parse_config(args.config, PretrainConfig)
-    return pretrain(args.tokens, args.out, cfg, args.tokenizer)
+    return pretrain(args.tokens, args.out, cfg, args.tokenizer, resume_from=args.resume, stop_after=args.stop_after)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,3 +216,27 @@ def test_clis_print_one_json_line(corpus: dict[str, Path], tmp_path: Path) -> No
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_exact_resume_n_steps_equal_half_plus_resume_plus_half(corpus: dict[str, Path], tmp_path: Path) -> None:
+    """N steps == N/2 steps + checkpoint + resume + N/2 steps: identical per-step losses and final weights."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = PretrainConfig(depth=1, steps=12, batch_size=4, seq_len=32, warmup_steps=3, eval_every=100,
+                         eval_batches=1)
+    full = pretrain(corpus["tokens"], tmp_path / "full", cfg)
+    half = pretrain(corpus["tokens"], tmp_path / "half", cfg, stop_after=6)
+    assert half["steps"] == 6 and (tmp_path / "half" / "checkpoint" / "state.json").exists()
+    resumed = pretrain(corpus["tokens"], tmp_path / "resumed", cfg, resume_from=tmp_path / "half" / "checkpoint")
+
+    def losses(d: Path) -> list[float]:
+        return [json.loads(ln)["loss"] for ln in (d / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses(tmp_path / "half") + losses(tmp_path / "resumed") == losses(tmp_path / "full")
+    assert resumed["final_loss"] == full["final_loss"] and resumed["first_loss"] == full["first_loss"]
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
