@@ -191,7 +191,7 @@ def synthetic_corpus(n: int, seed: int = 0) -> Iterator[tuple[str, str]]:
                 lines = text.split("\n")
                 del lines[rng.randrange(len(lines))]
                 text = "\n".join(lines)
-            else:
+            elif text:
                 chars = list(text)
                 for _ in range(rng.randint(1, 3)):
                     chars[rng.randrange(len(chars))] = rng.choice(text)

@@ -221,17 +221,33 @@ class MinHasher:
         flat = np.concatenate(sets).astype(np.uint32)
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         out = np.empty((len(sets), self.num_perm), dtype=np.uint32)
-        # Blocks of whole documents of about _CHUNK shingles each, so reduceat never spans a block edge.
+        # Blocks of whole short documents, < 2 x _CHUNK shingles each, so reduceat never spans a block
+        # edge; a document longer than _CHUNK is folded chunk by chunk (scratch memory stays bounded).
+        long_docs = np.flatnonzero(lengths > _CHUNK)
         doc = 0
         while doc < len(sets):
-            end = int(np.searchsorted(starts, starts[doc] + _CHUNK, side="left"))
-            end = max(end, doc + 1)
-            lo, hi = starts[doc], starts[end - 1] + lengths[end - 1]
-            block = flat[lo:hi, None] * self.a[None, :]  # wraps mod 2^32
-            block += self.b[None, :]
-            out[doc:end] = np.minimum.reduceat(block, starts[doc:end] - lo, axis=0)
+            lo = int(starts[doc])
+            if lengths[doc] > _CHUNK:
+                out[doc] = np.iinfo(np.uint32).max
+                for c in range(lo, lo + int(lengths[doc]), _CHUNK):
+                    block = self._permute(flat[c : min(c + _CHUNK, lo + int(lengths[doc]))])
+                    np.minimum(out[doc], block.min(axis=0), out=out[doc])
+                doc += 1
+                continue
+            end = max(int(np.searchsorted(starts, lo + _CHUNK, side="left")), doc + 1)
+            following_long = long_docs[np.searchsorted(long_docs, doc) :]
+            if len(following_long):
+                end = min(end, int(following_long[0]))
+            hi = int(starts[end - 1] + lengths[end - 1])
+            out[doc:end] = np.minimum.reduceat(self._permute(flat[lo:hi]), starts[doc:end] - lo, axis=0)
             doc = end
         return out
+
+    def _permute(self, hashes: np.ndarray) -> np.ndarray:
+        """(len(hashes), num_perm) uint32: a_i * x + b_i mod 2^32 (numpy wraps uint32 silently)."""
+        block = hashes[:, None] * self.a[None, :]
+        block += self.b[None, :]
+        return block
 
     def signature(self, shingle_hashes_: np.ndarray) -> np.ndarray:
         """One signature (num_perm,) uint32."""
@@ -296,24 +312,23 @@ class _ShingleStore:
     def __init__(self, path: Path, offsets: np.ndarray | None = None) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.offsets: list[int] | np.ndarray = [0] if offsets is None else offsets
+        # Offsets as int64 chunks, not a list of Python ints (36 bytes each: 36 MB per million documents).
+        self._chunks: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        self.offsets = np.zeros(1, dtype=np.int64) if offsets is None else offsets
         self.size = os.fstat(self.fd).st_size
 
-    def append(self, hashes: np.ndarray) -> None:
-        data = hashes.astype(np.uint32).tobytes()
-        os.pwrite(self.fd, data, self.size)
-        self.size += len(data)
-        assert isinstance(self.offsets, list)
-        self.offsets.append(self.size // 4)
-
     def extend(self, arrays: list[np.ndarray]) -> None:
-        """Append many arrays with one write."""
-        assert isinstance(self.offsets, list)
+        """Append many arrays with one write; call `freeze` before `get`."""
         data = np.concatenate([np.zeros(0, np.uint32), *arrays]).astype(np.uint32).tobytes()
         os.pwrite(self.fd, data, self.size)
         base = self.size // 4
-        self.offsets.extend((base + np.cumsum([len(a) for a in arrays], dtype=np.int64)).tolist())
+        self._chunks.append(base + np.cumsum([len(a) for a in arrays], dtype=np.int64))
         self.size += len(data)
+
+    def freeze(self) -> np.ndarray:
+        self.offsets = np.concatenate(self._chunks)
+        self._chunks = [self.offsets]
+        return self.offsets
 
     def get(self, i: int) -> np.ndarray:
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
@@ -358,7 +373,7 @@ class DedupIndex:
     def segments(self) -> list[Path]:
         return sorted(p for p in self.path.glob("seg-*") if p.is_dir() and (p / "ids.npy").exists())
 
-    def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: _ShingleStore, rows: list[int]) -> None:
+    def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: _ShingleStore, rows: np.ndarray) -> None:
         """Write the documents `rows` (indices into keys/ids/store) as segment `name` (atomic rename)."""
         final = self.path / f"seg-{name}"
         if final.exists():
@@ -369,11 +384,12 @@ class DedupIndex:
         order = np.argsort(k, axis=1, kind="stable")
         np.save(tmp / "keys.npy", np.take_along_axis(k, order, axis=1))
         np.save(tmp / "docs.npy", order.astype(np.uint32))
-        np.save(tmp / "ids.npy", np.array([i.encode("utf-8") for i in ids], dtype=bytes)[sel] if len(sel) else np.zeros(0, "S1"))
+        kept_ids = [ids[i].encode("utf-8") for i in sel.tolist()]
+        np.save(tmp / "ids.npy", np.array(kept_ids, dtype=bytes) if kept_ids else np.zeros(0, "S1"))
         out = _ShingleStore(tmp / "shingles.u32")
-        for i in sel:
-            out.append(store.get(int(i)))
-        np.save(tmp / "offsets.npy", np.asarray(out.offsets, dtype=np.int64))
+        for start in range(0, len(sel), _BATCH):
+            out.extend([store.get(int(i)) for i in sel[start : start + _BATCH]])
+        np.save(tmp / "offsets.npy", out.freeze())
         out.close()
         os.rename(tmp, final)
 
@@ -421,6 +437,15 @@ class _UnionFind:
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
+    def roots(self) -> np.ndarray:
+        """The root of every element, by vectorised pointer jumping."""
+        parent = self.parent
+        while True:
+            grand = parent[parent]
+            if (grand == parent).all():
+                return parent
+            parent = grand
+
 
 def near_duplicate_clusters(
     docs: Iterable[tuple[str, str]],
@@ -463,7 +488,7 @@ def near_duplicate_clusters(
             docs, hasher, store, bands, rows, word_ngram, char_ngram, workers
         )
         n = len(ids)
-        store.offsets = np.asarray(store.offsets, dtype=np.int64)
+        store.freeze()
         # Verified pairs inside the batch.
         sets = _UnionFind(n)
         pairs = _candidate_pairs(keys, valid)
@@ -477,30 +502,34 @@ def near_duplicate_clusters(
         for s_no, seg in enumerate(segments):
             seg_ids.append(np.load(seg / "ids.npy", mmap_mode="r"))
             _match_segment(seg, s_no, keys, valid, store, threshold, earlier)
+        roots = sets.roots()
         root_old: dict[int, tuple[int, int]] = {}
         for i, old in earlier.items():
-            r = sets.find(i)
+            r = int(roots[i])
             if r not in root_old or old < root_old[r]:
                 root_old[r] = old
+        # Keepers: only documents in clusters of 2+ need a Python-level comparison (dicts stay small).
+        in_cluster = np.bincount(roots, minlength=n)[roots] > 1
         keeper: dict[int, int] = {}
-        for i in range(n):
-            r = sets.find(i)
+        for i in np.flatnonzero(in_cluster).tolist():
+            r = int(roots[i])
             best = keeper.get(r)
             if best is None or (-lengths[i], ids[i]) < (-lengths[best], ids[best]):
                 keeper[r] = i
         result: dict[str, str] = {}
-        new_kept: list[int] = []
-        for i in range(n):
-            r = sets.find(i)
+        kept = valid.copy()
+        for i, r in enumerate(roots.tolist()):
             if r in root_old:
                 s_no, k = root_old[r]
                 result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
-            else:
+                kept[i] = False
+            elif in_cluster[i]:
                 result[ids[i]] = ids[keeper[r]]
-                if keeper[r] == i and valid[i]:
-                    new_kept.append(i)
+                kept[i] &= keeper[r] == i
+            else:
+                result[ids[i]] = ids[i]
         if index is not None and update_index:
-            index.add_segment(digest, keys, ids, store, new_kept)
+            index.add_segment(digest, keys, ids, store, np.flatnonzero(kept))
         return result
     finally:
         store.close()
@@ -520,7 +549,7 @@ def _signature_pass(
     """Stream the documents once: ids, text lengths, (n, bands) band keys, has-shingles mask, batch digest."""
     ids: list[str] = []
     seen: set[str] = set()
-    lengths: list[int] = []
+    length_blocks: list[np.ndarray] = []
     key_blocks: list[np.ndarray] = []
     valid_blocks: list[np.ndarray] = []
     digest = hashlib.blake2b(digest_size=8)
@@ -535,12 +564,13 @@ def _signature_pass(
         texts: list[str] = []
         for doc_id, text in _checked(docs, seen):
             ids.append(doc_id)
-            lengths.append(len(text))
             digest.update(doc_id.encode("utf-8") + b"\0" + xxhash.xxh64_digest(text) + b"\0")
             texts.append(text)
             if len(texts) == _BATCH:
+                length_blocks.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
                 yield texts
                 texts = []
+        length_blocks.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
         yield texts
 
     args = (hasher.num_perm, hasher.seed, bands, rows, word_ngram, char_ngram)
@@ -559,7 +589,7 @@ def _signature_pass(
                 consume(pending.popleft().result())
     keys = np.concatenate(key_blocks)
     valid = np.concatenate(valid_blocks)
-    return ids, np.asarray(lengths, dtype=np.int64), keys, valid, digest.hexdigest()
+    return ids, np.concatenate(length_blocks), keys, valid, digest.hexdigest()
 
 
 @functools.cache

@@ -183,9 +183,9 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     dup_cluster_size (exact + near duplicates it stands for); removed ones get drop_reason
     exact_duplicate, near_duplicate or duplicate_id, and duplicate_of (the id that was kept).
     An id seen again with the same text is an exact_duplicate; with a different text, the first
-    occurrence wins and later ones are dropped as duplicate_id (duplicate_of = that id). With `cfg.index_dir`, the batch is also deduplicated against the
-    documents kept by earlier runs (duplicate_of is then the earlier document's id) and its kept
-    documents are added to that index.
+    occurrence wins and later ones are dropped as duplicate_id (duplicate_of = that id).
+    With `cfg.index_dir`, the batch is also deduplicated against the documents kept by earlier runs
+    (duplicate_of is then the earlier document's id) and its kept documents are added to that index.
     """
     start = time.perf_counter()
     files = _inputs(inputs)

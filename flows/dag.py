@@ -36,7 +36,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ingest", "1", ()),
     Stage("langid", "2", ("ingest",)),  # 2: script rules in front of lid.176
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
-    Stage("dedup", "1", ("filter",)),
+    Stage("dedup", "2", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index
     Stage("quality", "1", ("dedup",)),
     Stage("mix", "1", ("quality",)),
     Stage("tokenizer", "2", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/
@@ -136,15 +136,17 @@ def planned_id(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> str:
     return compute_id(name, STAGES[name].version, conf, parents)
 
 
-def _run_subprocess(module: str, args: list[str]) -> dict[str, Any]:
+def _run_subprocess(module: str, args: list[str], nproc: int = 1) -> dict[str, Any]:
     """Training runs as a subprocess (isolates torch/CUDA from the orchestrator, avoids Prefect fork issues).
 
-    Its stderr streams through; its last stdout line is the JSON stats.
+    With ``nproc`` > 1 it is launched by torchrun (``python -m torch.distributed.run --standalone``), one process
+    per rank. Its stderr streams through; its last stdout line is the JSON stats (only rank 0 prints them).
     """
-    cmd = [sys.executable, "-m", module, *args]
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    cmd = [sys.executable, *launcher, "-m", module, *args]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parent.parent))
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd[1:4])} …` exited with code {proc.returncode} (see its log above)")
+        raise RuntimeError(f"`{module} …` ({nproc} process(es)) exited with code {proc.returncode} (see its log above)")
     lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
     return json.loads(lines[-1]) if lines else {}
 
@@ -179,7 +181,8 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
                                   else tokens.parents[1])
         return lambda out: _run_subprocess("model.pretrain", [
             "--tokens", str(store.local_dir(ids["tokens"])), "--out", str(out),
-            "--config", json.dumps(cfg.pretrain.model_dump(mode="json")), "--tokenizer", str(tok_dir)])
+            "--config", json.dumps(cfg.pretrain.model_dump(mode="json")), "--tokenizer", str(tok_dir)],
+            nproc=cfg.pretrain.nproc)
     if name == "sft":
         return lambda out: _run_subprocess("model.sft", [
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),

@@ -194,3 +194,14 @@ def test_run_dedup_with_index_and_duplicate_ids(tmp_path: Path) -> None:
 def test_workers_give_the_same_clusters() -> None:
     docs = _poems() + [(f"v{i}", _variant(t)) for i, (_, t) in enumerate(_poems())] + [("en", EN), ("en2", EN + " x")]
     assert near_duplicate_clusters(docs, char_ngram=3, workers=2) == near_duplicate_clusters(docs, char_ngram=3)
+
+
+def test_signatures_match_reference_including_long_documents() -> None:
+    """Batched signatures equal min_x (a_i * x + b_i) mod 2^32, also for documents longer than one block."""
+    rng = np.random.default_rng(1)
+    hasher = MinHasher(128, seed=1)
+    sizes = [5, 20_000, 3, 9_000, 8_192, 8_193, 1, 7]
+    sets = [np.unique(rng.integers(0, 1 << 32, size=n, dtype=np.uint64).astype(np.uint32)) for n in sizes]
+    a, b = hasher.a.astype(np.uint64), hasher.b.astype(np.uint64)
+    reference = np.stack([((s[:, None].astype(np.uint64) * a + b) % (1 << 32)).min(axis=0) for s in sets])
+    assert (hasher.signatures(sets) == reference.astype(np.uint32)).all()
