@@ -182,7 +182,7 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
         return lambda out: _run_subprocess("model.pretrain", [
             "--tokens", str(store.local_dir(ids["tokens"])), "--out", str(out),
             "--config", json.dumps(cfg.pretrain.model_dump(mode="json")), "--tokenizer", str(tok_dir)],
-            nproc=cfg.pretrain.nproc)
+            nproc=getattr(cfg.pretrain, "nproc", 1))
     if name == "sft":
         return lambda out: _run_subprocess("model.sft", [
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),
