@@ -6,6 +6,7 @@
     lmpipe show ID                                  print an artifact's manifest
     lmpipe lineage ID                               the tree back to the raw input files, with stats
     lmpipe generate ID [--prompt TEXT]              sample from a pretrain or SFT model artifact
+    lmpipe chat ID [--system TEXT]                  interactive multi-turn chat with an SFT (or pretrain) model
     lmpipe export ID --out DIR                      write a pretrain/SFT model in Hugging Face Llama format
     lmpipe config [--preset P] [--set K=V]…         print the resolved config
     lmpipe ui [--port 4200]                         start the Prefect UI on the runs (SQLite, 127.0.0.1)
@@ -154,6 +155,26 @@ def cmd_generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(a: argparse.Namespace) -> int:
+    """Read turns from stdin until /exit or EOF; the model stays loaded, the history is in every prompt."""
+    from flows.config import UserError
+    from model.generate import Generator, chat_loop
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    m = store.get(a.id)
+    if m.kind not in ("pretrain", "sft"):
+        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+    gen = Generator(store.local_dir(a.id))
+    chat = m.kind == "sft"
+    if sys.stdin.isatty():
+        mode = "chat" if chat else "text continuation (a pretrain model: no chat template, no history)"
+        print(f"{a.id}: {mode}; /reset clears the history, /exit or Ctrl-D ends", flush=True)
+    chat_loop(gen, sys.stdin, sys.stdout, chat=chat, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+              seed=a.seed, system=a.system)
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from flows.config import UserError
     from model.export import export_hf
@@ -250,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_generate)
+    s = sub.add_parser("chat", help="interactive chat with an sft (or pretrain) artifact; /exit or EOF ends")
+    s.add_argument("id")
+    s.add_argument("--system", help="system message at the start of the conversation")
+    s.add_argument("--max-new-tokens", type=int, default=128)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_chat)
     s = sub.add_parser("export", help="write a pretrain/sft model in Hugging Face Llama format")
     s.add_argument("id")
     s.add_argument("--out", required=True, help="output directory")

@@ -31,8 +31,9 @@ def parse_config(value: str | None, model: type[M]) -> M:
     return model.model_validate(data)
 
 
-def run_cli(main_fn: Callable[[list[str] | None], dict[str, Any]], argv: list[str] | None) -> int:
-    """Shared CLI wrapper: stderr logging, one stats JSON line on stdout, one-line errors."""
+def run_cli(main_fn: Callable[[list[str] | None], dict[str, Any] | None], argv: list[str] | None) -> int:
+    """Shared CLI wrapper: stderr logging, one stats JSON line on stdout, one-line errors.
+    A None result (a torchrun rank other than 0) prints nothing, so stdout's last line stays rank 0's stats."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     try:
         stats = main_fn(argv)
@@ -40,5 +41,6 @@ def run_cli(main_fn: Callable[[list[str] | None], dict[str, Any]], argv: list[st
         # pydantic's ValidationError is a ValueError; keep the message on one line.
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    print(json.dumps(stats), flush=True)
+    if stats is not None:
+        print(json.dumps(stats), flush=True)
     return 0

@@ -116,6 +116,14 @@ class PretrainConfig(BaseModel):
     compile: bool = Field(
         default=False, description="torch.compile the model: ~30 s to compile, then ~20% faster on CPU (more on GPU)."
     )
+    nproc: int = Field(
+        default=1, ge=1, description="Data-parallel processes (torchrun + DDP): one per GPU, or CPU processes "
+        "(gloo). Each rank trains batch_size windows per micro-batch, so the global batch is nproc times larger."
+    )
+    peak_flops: float | None = Field(
+        default=None, gt=0, description="Peak FLOP/s of one device for MFU; None = the bf16 table for known "
+        "GPUs (H100, H200, A100, ...) and no MFU on CPU."
+    )
 
 
 class SFTConfig(BaseModel):

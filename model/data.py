@@ -13,6 +13,11 @@ windows of the documents before them, so they are seen more than once per epoch.
 
 Windows are visited in a seeded random permutation per epoch; the loader's whole state is
 (seed, epoch, position), so it can be saved and restored exactly.
+
+Data parallel: with `world_size` > 1 every rank draws the same permutation, cut to a multiple of
+world_size, and takes every world_size-th entry from its rank on: the ranks see disjoint windows,
+the same number of them, so they advance in lockstep and rank 0's (epoch, position) is every rank's
+state. The few windows cut off an epoch's end differ from epoch to epoch.
 """
 
 from __future__ import annotations
@@ -115,7 +120,12 @@ class BatchLoader:
         seq_len: int,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.rank, self.world_size = rank, world_size
         self.meta = TokenShards(tokens_dir)
         self.split, self.batch_size, self.seq_len, self.seed = split, batch_size, seq_len, seed
         self.device = torch.device(device)
@@ -132,17 +142,22 @@ class BatchLoader:
                 f"split '{split}' has no window of seq_len+1={seq_len + 1} tokens ({total} tokens in all): "
                 "lower seq_len or add data"
             )
+        if len(self.windows) < world_size:
+            raise ValueError(f"split '{split}' has {len(self.windows)} windows, fewer than {world_size} ranks")
         self.epoch = 0
         self.pos = 0
         self._order = self._permutation(self.epoch)
 
     def __len__(self) -> int:
-        """Number of windows in one epoch."""
-        return len(self.windows)
+        """Number of windows this rank visits in one epoch."""
+        return len(self.windows) // self.world_size
 
     def _permutation(self, epoch: int) -> np.ndarray:
         # Seeding with (seed, epoch) makes each epoch's order a pure function of the state.
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.windows))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.windows))
+        if self.world_size == 1:
+            return order
+        return order[: len(order) // self.world_size * self.world_size][self.rank :: self.world_size]
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.empty((self.batch_size, self.seq_len + 1), dtype=np.int64)
@@ -162,17 +177,23 @@ class BatchLoader:
         return batch[:, :-1], batch[:, 1:]
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable position in the stream."""
+        """JSON-serialisable position in the stream (the same on every rank; the rank is not part of it)."""
         return {
             "split": self.split,
             "seed": self.seed,
             "epoch": self.epoch,
             "pos": self.pos,
             "windows": len(self.windows),
+            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["windows"] != len(self.windows) or state["split"] != self.split:
             raise ValueError("loader state was saved for different token shards or seq_len; cannot resume")
+        if int(state.get("world_size", 1)) != self.world_size:
+            raise ValueError(
+                f"loader state was saved with {state.get('world_size', 1)} data-parallel ranks, not "
+                f"{self.world_size}: resume with the same nproc"
+            )
         self.seed, self.epoch, self.pos = int(state["seed"]), int(state["epoch"]), int(state["pos"])
         self._order = self._permutation(self.epoch)

@@ -9,14 +9,30 @@ Bits per byte makes models with different tokenizers comparable: nats/token * to
 The tokens/byte ratio comes from meta.json (the split's text tokens and UTF-8 bytes); BOS targets
 are left out of that average because they stand for no bytes.
 
+Metrics per step (metrics.jsonl, and TensorBoard event files in OUT/tb when the optional `tensorboard`
+package is installed): loss, lr, grad norm, tokens/s, achieved FLOP/s, MFU and peak memory. FLOPs per
+token are 6 * matmul parameters + 12 * layers * width * seq_len (attention); MFU divides the achieved
+FLOP/s by the bf16 peak of all devices (a table of known GPUs, or `peak_flops`), so it is None on CPU
+unless a peak is configured. Peak memory is the CUDA allocator's peak, or the peak RSS on CPU.
+
+Data parallel: under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP (nccl on CUDA, gloo on CPU)
+and every rank reads a disjoint slice of the train windows (see model.data). Gradients are averaged
+over ranks, so a run with nproc=N is the same as one process training a batch N times larger (global
+batch = nproc * batch_size * grad_accum windows, the lr is not rescaled). Only rank 0 evaluates and
+writes files (metrics, checkpoints, the model directory); its loader state is every rank's, so a
+checkpoint resumes under the same nproc. `nproc` in the config must equal torchrun's world size.
+
 CLI (runs as a subprocess of the orchestrator; logs go to stderr, one JSON line of stats to stdout):
 
     python -m model.pretrain --tokens DIR --out DIR --config JSON [--tokenizer DIR]
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m model.pretrain ... \
+        --config '{"nproc": 2}'
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
@@ -25,14 +41,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from model import checkpoint
 from model.cli import parse_config, run_cli
 from model.config import GPTConfig, PretrainConfig
 from model.data import BatchLoader, TokenShards
 from model.gpt import GPT, count_params
-from model.runtime import MetricsLog, autocast, configure_threads, lr_at, make_adamw, plot_loss, resolve_device, set_lr
+from model.runtime import (
+    MetricsLog,
+    TensorBoardLog,
+    autocast,
+    configure_threads,
+    device_peak_flops,
+    flops_per_token,
+    init_distributed,
+    lr_at,
+    make_adamw,
+    peak_memory_bytes,
+    plot_loss,
+    reset_peak_memory,
+    set_lr,
+)
 from model.tok import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,10 +80,12 @@ def evaluate(
     device: torch.device,
     bos_id: int,
     bytes_per_token: float,
+    batch_size: int | None = None,
 ) -> tuple[float, float]:
-    """Mean val loss (nats/token over all targets) and bits per byte (over non-BOS targets)."""
+    """Mean val loss (nats/token over all targets) and bits per byte (over non-BOS targets), on
+    `eval_batches` batches of `batch_size` (default cfg.batch_size) fixed val windows."""
     model.eval()
-    loader = BatchLoader(tokens_dir, "val", cfg.batch_size, cfg.seq_len, seed=VAL_SEED, device=device)
+    loader = BatchLoader(tokens_dir, "val", batch_size or cfg.batch_size, cfg.seq_len, seed=VAL_SEED, device=device)
     nats = torch.zeros((), device=device, dtype=torch.float64)
     text_nats = torch.zeros_like(nats)
     n = text_n = 0
@@ -79,7 +113,7 @@ def pretrain(
     *,
     resume_from: Path | str | None = None,
     stop_after: int | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Train from scratch (or from ``resume_from``, a ``checkpoint/`` directory) and write a model directory.
 
     Exact resume: a run stopped after k steps (``stop_after=k`` saves ``out_dir/checkpoint``) and resumed from
@@ -89,9 +123,35 @@ def pretrain(
 
     Returns stats: params, steps, first_loss, final_loss (mean train loss of the last 10 steps),
     val_loss, val_bpb (None when the shards have no usable val split), tokens_per_s (training steps
-    only, first step excluded as warm-up), seconds (whole call), device.
+    only, first step excluded as warm-up, all ranks together), flops_per_token, flops_per_s, mfu
+    (None without a known peak), peak_memory_bytes (rank 0), world_size, seconds (whole call), device.
+    Under torchrun it returns None on ranks other than 0.
     """
+    dist_info, device = init_distributed(cfg.device)
+    try:
+        return _pretrain(tokens_dir, out_dir, cfg, tokenizer_dir, resume_from, stop_after, dist_info, device)
+    finally:
+        if dist_info.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pretrain(
+    tokens_dir: Path | str,
+    out_dir: Path | str,
+    cfg: PretrainConfig,
+    tokenizer_dir: Path | str | None,
+    resume_from: Path | str | None,
+    stop_after: int | None,
+    dist_info: Any,
+    device: torch.device,
+) -> dict[str, Any] | None:
     t_start = time.perf_counter()
+    world, is_main = dist_info.world_size, dist_info.is_main
+    if world != cfg.nproc:
+        raise ValueError(
+            f"config nproc={cfg.nproc} but {world} process(es) running: launch nproc > 1 with "
+            f"`python -m torch.distributed.run --standalone --nproc_per_node {cfg.nproc} -m model.pretrain ...`"
+        )
     tokens_dir, out_dir = Path(tokens_dir), Path(out_dir)
     meta = TokenShards(tokens_dir)
     if tokenizer_dir is not None and load_tokenizer(tokenizer_dir).vocab_size != meta.vocab_size:
@@ -99,12 +159,16 @@ def pretrain(
             f"{tokenizer_dir} does not have the vocab_size {meta.vocab_size} of {tokens_dir}: "
             "pass the tokenizer that encoded the shards"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    threads = configure_threads(device)
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    threads = configure_threads(device, dist_info.local_world_size)
     torch.manual_seed(cfg.seed)
+    reset_peak_memory(device)
 
-    train_loader = BatchLoader(tokens_dir, "train", cfg.batch_size, cfg.seq_len, seed=cfg.seed, device=device)
+    train_loader = BatchLoader(
+        tokens_dir, "train", cfg.batch_size, cfg.seq_len, seed=cfg.seed, device=device,
+        rank=dist_info.rank, world_size=world,
+    )
     val_note = None
     try:
         BatchLoader(tokens_dir, "val", cfg.batch_size, cfg.seq_len, seed=VAL_SEED)  # fail early, not at step 100
@@ -117,45 +181,68 @@ def pretrain(
     model = GPT(gpt_cfg).to(device)
     n_params = count_params(model)
     optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
-    fwd = torch.compile(model) if cfg.compile else model
+    embedding_params = 0 if gpt_cfg.tie_embeddings else model.tok_emb.weight.numel()
+    fpt = flops_per_token(n_params, gpt_cfg.n_layer, gpt_cfg.n_embd, cfg.seq_len, embedding_params)
+    peak = device_peak_flops(device, cfg.peak_flops)
     log.info(
-        "pretrain: %d params (%d non-embedding), %s, device %s, %d threads, %d train windows",
+        "pretrain: %d params (%d non-embedding), %s, device %s, %d threads, %d rank(s), %d train windows per rank, "
+        "%.3g FLOPs/token, peak %s FLOP/s per device",
         n_params,
         count_params(model, exclude_embeddings=True),
         gpt_cfg.model_dump(),
         device,
         threads,
+        world,
         len(train_loader),
+        fpt,
+        f"{peak:.3g}" if peak else "unknown (no MFU)",
     )
 
-    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
+    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * world
     losses: list[float] = []
     start_step = 1
-    if resume_from is not None:
+    if resume_from is not None:  # before DDP wraps the model; every rank reads the same checkpoint
         state = checkpoint.load_training_state(resume_from, model, optimizer)
         train_loader.load_state_dict(state["loader"])
         losses, start_step = list(state["losses"]), int(state["step"]) + 1
         log.info("resumed from %s at step %d", resume_from, start_step)
+    ddp: DistributedDataParallel | None = None
+    if dist_info.enabled:
+        # broadcast_buffers=False: the RoPE tables are the same everywhere, and rank 0 alone evaluates.
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+        )
+    train_module: torch.nn.Module = ddp if ddp is not None else model
+    fwd = torch.compile(train_module) if cfg.compile else train_module
+    eval_fwd = model if ddp is not None else fwd  # DDP's forward is for training steps on every rank
     last_step = min(cfg.steps, stop_after) if stop_after else cfg.steps
     train_seconds = 0.0
     val_loss = val_bpb = None
-    with MetricsLog(out_dir / "metrics.jsonl") as metrics:
+    metrics = MetricsLog(out_dir / "metrics.jsonl") if is_main else None
+    tb = TensorBoardLog(out_dir / "tb") if is_main else None
+    try:
         for step in range(start_step, last_step + 1):
             t0 = time.perf_counter()
             lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_frac)
             set_lr(optimizer, lr)
             loss_sum = torch.zeros((), device=device)
-            for _ in range(cfg.grad_accum):
+            for micro in range(cfg.grad_accum):
                 x, y = train_loader.next_batch()
-                with autocast(device, cfg.dtype):
-                    _, loss = fwd(x, y)
-                assert loss is not None
-                (loss / cfg.grad_accum).backward()
+                # DDP all-reduces gradients on the last micro-batch only.
+                sync = ddp is None or micro == cfg.grad_accum - 1
+                with contextlib.nullcontext() if sync else ddp.no_sync():  # type: ignore[union-attr]
+                    with autocast(device, cfg.dtype):
+                        _, loss = fwd(x, y)
+                    assert loss is not None
+                    (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             # clip_grad_norm_ with max_norm=inf only measures; the norm is worth logging either way.
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ddp is not None:
+                dist.all_reduce(loss_sum)  # SUM (gloo has no AVG); every rank then logs the global mean
+                loss_sum /= world
             train_loss = float(loss_sum) / cfg.grad_accum  # the one host sync per step
             dt = time.perf_counter() - t0
             if not math.isfinite(train_loss):
@@ -163,6 +250,7 @@ def pretrain(
             if step > start_step or cfg.steps == 1:  # the first step pays for allocation / compilation
                 train_seconds += dt
             losses.append(train_loss)
+            flops_per_s = tokens_per_step * fpt / dt
             row: dict[str, Any] = {
                 "step": step,
                 "loss": round(train_loss, 5),
@@ -170,12 +258,22 @@ def pretrain(
                 "grad_norm": round(float(grad_norm), 5),
                 "tokens": step * tokens_per_step,
                 "tokens_per_s": round(tokens_per_step / dt, 1),
+                "flops_per_s": float(f"{flops_per_s:.4g}"),
+                "mfu": float(f"{flops_per_s / (peak * world):.4g}") if peak else None,
+                "peak_mem_mb": round(peak_memory_bytes(device) / 2**20, 1),
                 "elapsed_s": round(time.perf_counter() - t_start, 3),
             }
+            if not is_main:
+                continue
+            assert metrics is not None and tb is not None
             if val_note is None and (step % cfg.eval_every == 0 or step == cfg.steps):
-                val_loss, val_bpb = evaluate(fwd, tokens_dir, cfg, device, meta.bos_id, bytes_per_token)
+                # Rank 0 scores the global batch's worth of val windows: the same set as a 1-process run.
+                val_loss, val_bpb = evaluate(
+                    eval_fwd, tokens_dir, cfg, device, meta.bos_id, bytes_per_token, cfg.batch_size * world
+                )
                 row.update(val_loss=round(val_loss, 5), val_bpb=round(val_bpb, 5))
             metrics.write(row)
+            tb.write(row, step)
             if step == last_step < cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint.save_training_state(out_dir / "checkpoint", step, model, optimizer,
                                                train_loader.state_dict(), losses, cfg)
@@ -185,7 +283,16 @@ def pretrain(
                     "step %d/%d loss %.4f lr %.2e%s %.0f tok/s",
                     step, cfg.steps, train_loss, lr, val_text, row["tokens_per_s"],
                 )
-
+    finally:
+        if metrics is not None:
+            metrics.close()
+        if tb is not None:
+            tb.close()
+    if ddp is not None:
+        dist.barrier()  # rank 0 may still be writing its last checkpoint
+    if not is_main:
+        return None
+    assert metrics is not None
     if last_step < cfg.steps:  # stopped early on purpose: the checkpoint is the output
         return {"steps": last_step, "checkpoint": str(out_dir / "checkpoint"), "losses": losses}
     checkpoint.save_model(out_dir, model, cfg)
@@ -194,6 +301,7 @@ def pretrain(
         checkpoint.copy_tokenizer(tokenizer_dir, out_dir)
 
     timed_steps = max(1, last_step - start_step) if last_step > 1 else 1
+    tokens_per_s = timed_steps * tokens_per_step / train_seconds if train_seconds > 0 else None
     stats: dict[str, Any] = {
         "params": n_params,
         "steps": cfg.steps,
@@ -201,7 +309,13 @@ def pretrain(
         "final_loss": sum(losses[-10:]) / len(losses[-10:]),
         "val_loss": val_loss,
         "val_bpb": val_bpb,
-        "tokens_per_s": round(timed_steps * tokens_per_step / train_seconds, 1) if train_seconds > 0 else None,
+        "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s else None,
+        "flops_per_token": fpt,
+        "flops_per_s": float(f"{tokens_per_s * fpt:.4g}") if tokens_per_s else None,
+        "mfu": float(f"{tokens_per_s * fpt / (peak * world):.4g}") if tokens_per_s and peak else None,
+        "peak_memory_bytes": peak_memory_bytes(device),
+        "world_size": world,
+        "tensorboard": str(out_dir / "tb") if tb is not None and tb.enabled else None,
         "train_tokens": cfg.steps * tokens_per_step,
         "seconds": round(time.perf_counter() - t_start, 3),
         "device": str(device),
@@ -211,7 +325,7 @@ def pretrain(
     return stats
 
 
-def _main(argv: list[str] | None) -> dict[str, Any]:
+def _main(argv: list[str] | None) -> dict[str, Any] | None:
     p = argparse.ArgumentParser(prog="python -m model.pretrain", description=__doc__.split("\n\n")[0])
     p.add_argument("--tokens", required=True, type=Path, help="token shards directory (meta.json, *.bin)")
     p.add_argument("--out", required=True, type=Path, help="output model directory")

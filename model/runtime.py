@@ -31,16 +31,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def configure_threads(device: torch.device) -> int:
+def configure_threads(device: torch.device, procs_per_node: int = 1) -> int:
     """On CPU, use one intra-op thread per core this process may run on (respects taskset/cgroup
-    affinity, unlike os.cpu_count()). Returns the thread count."""
+    affinity, unlike os.cpu_count()), shared out among `procs_per_node` ranks. Returns the thread count."""
     if device.type != "cpu":
         return torch.get_num_threads()
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(max(1, n // max(1, procs_per_node)))
     return torch.get_num_threads()
 
 
@@ -128,3 +128,134 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.savefig(path)
 
 
+
+
+# --- throughput / memory metrics ------------------------------------------------------------------
+
+# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, matched against torch.cuda.get_device_name().
+# Longer keys first so "H100 PCIe" wins over "H100".
+BF16_PEAK_FLOPS: dict[str, float] = {
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,  # SXM
+    "H200": 989e12,
+    "GH200": 989e12,
+    "B200": 2250e12,
+    "A100": 312e12,
+    "A10G": 70e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+}
+
+
+def device_peak_flops(device: torch.device, configured: float | None = None) -> float | None:
+    """The bf16 peak FLOP/s used for MFU: `configured` when given, else the table entry for the CUDA
+    device's name; None on CPU/MPS or an unknown GPU (then only achieved FLOP/s is reported)."""
+    if configured:
+        return configured
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key in sorted(BF16_PEAK_FLOPS, key=len, reverse=True):
+        if key in name:
+            return BF16_PEAK_FLOPS[key]
+    return None
+
+
+def flops_per_token(n_params: int, n_layer: int, n_embd: int, seq_len: int, embedding_params: int = 0) -> int:
+    """Training FLOPs per token (forward + backward): 6 per matmul weight, plus the attention scores
+    and values, 12 * layers * width * seq_len (the PaLM / nanochat convention, causal mask ignored).
+    `embedding_params` are parameters used only as a lookup (an untied input embedding): no FLOPs."""
+    return 6 * (n_params - embedding_params) + 12 * n_layer * n_embd * seq_len
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory of this process: CUDA allocator peak on GPU, peak resident set size elsewhere."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard event files when the optional `tensorboard` package is installed
+    (`pip install -e '.[train]'`); otherwise a no-op that says so once in the log."""
+
+    def __init__(self, log_dir: Path) -> None:
+        import logging
+
+        self._writer: Any = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # torch.utils.tensorboard raises ImportError without the package
+            logging.getLogger(__name__).info("tensorboard not installed: no TensorBoard logs (pip install tensorboard)")
+            return
+        self._writer = SummaryWriter(log_dir=str(log_dir))
+
+    @property
+    def enabled(self) -> bool:
+        return self._writer is not None
+
+    def write(self, row: dict[str, Any], step: int) -> None:
+        if self._writer is None:
+            return
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(f"train/{key}", value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+# --- distributed data parallel (torchrun) ----------------------------------------------------------
+
+
+class DistInfo:
+    """Rank facts from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); world 1 without torchrun."""
+
+    def __init__(self) -> None:
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
+    """Join torchrun's process group when WORLD_SIZE > 1: nccl on CUDA (one GPU per local rank),
+    gloo on CPU. Returns the rank facts and this rank's device."""
+    import torch.distributed as dist
+
+    info = DistInfo()
+    device = resolve_device(device_name)
+    if not info.enabled:
+        return info, device
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    elif device.type == "cpu":
+        backend = "gloo"
+    else:
+        raise ValueError(f"distributed training supports cuda and cpu devices, not {device.type}")
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return info, device

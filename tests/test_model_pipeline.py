@@ -7,8 +7,10 @@ The tokenizer directory and token shards are built with the tokenizer package's 
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 
 from model.chat import encode_conversation, encode_prompt, load_conversations, record_to_messages
 from model.config import GPTConfig, PretrainConfig, SFTConfig
-from model.generate import generate
+from model.generate import ChatSession, Generator, chat_loop, generate
 from model.pretrain import pretrain
 from model.sft import sft
 from model.tok import load_tokenizer
@@ -186,6 +188,48 @@ def test_generate_returns_text(finetuned: Trained, pretrained: Trained) -> None:
     assert "<|" not in reply  # control ids are not rendered
     raw = generate(pretrained[0], "The city", max_new_tokens=16, chat=False, temperature=0.0)
     assert isinstance(raw, str) and raw
+
+
+def test_chat_session_keeps_model_and_history(finetuned: Trained, pretrained: Trained) -> None:
+    gen = Generator(finetuned[0])
+    session = ChatSession(gen, max_new_tokens=16)
+    first = session.send("你好")
+    assert first == generate(finetuned[0], "你好", max_new_tokens=16)  # turn 1 == the one-shot reply
+    session.send("Who are you?")
+    assert [m["role"] for m in session.history] == ["user", "assistant", "user", "assistant"]
+    assert session.history[0]["content"] == "你好" and session.history[1]["content"] == first
+    session.history.append({"role": "user", "content": "And then?"})
+    assert len(session._prompt_messages()) == 5  # the whole history goes into the prompt
+    session.max_context = session.max_new_tokens + 8  # too small: only the newest user turn is kept
+    assert session._prompt_messages() == [{"role": "user", "content": "And then?"}]
+
+    out = io.StringIO()
+    assert chat_loop(gen, io.StringIO("hi\n\n/reset\nthere\n"), out, max_new_tokens=8) == 2  # EOF ends
+    assert out.getvalue().count("\n") == 3 and "(history cleared)" in out.getvalue()
+    raw = io.StringIO()
+    assert chat_loop(Generator(pretrained[0]), io.StringIO("The city\n/exit\nignored\n"), raw, chat=False) == 1
+
+
+def test_lmpipe_chat_reads_stdin_until_exit(finetuned: Trained, tmp_path: Path) -> None:
+    from storage.store import ArtifactStore
+
+    def copy_model(out: Path) -> dict[str, Any]:
+        shutil.copytree(finetuned[0], out, dirs_exist_ok=True)
+        return {}
+
+    home = tmp_path / "home"
+    m, _ = ArtifactStore(str(home)).build("sft", "test", {}, [], copy_model)
+    p = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "--home", str(home), "chat", m.id, "--max-new-tokens", "8"],
+        input="hello\n你是谁？\n/exit\nnot read\n", cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    session = ChatSession(Generator(finetuned[0]), max_new_tokens=8)
+    expected = [session.send("hello"), session.send("你是谁？")]  # the same two turns, in process
+    assert p.stdout == "".join(a + "\n" for a in expected)  # nothing after /exit, no banner off a terminal
+    bad = subprocess.run([sys.executable, "-m", "flows.cli", "--home", str(home), "chat", "sft-nope"],
+                         input="", cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("lmpipe: error:")
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:
