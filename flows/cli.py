@@ -140,15 +140,23 @@ def cmd_lineage(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(a: argparse.Namespace) -> int:
+def _model_artifact(artifact_id: str) -> tuple[Any, Any]:
+    """(store, manifest) of a pretrain or SFT artifact; a one-line UserError for any other kind."""
     from flows.config import UserError
-    from model.generate import generate
     from storage.store import ArtifactStore
 
     store = ArtifactStore()
-    m = store.get(a.id)
+    m = store.get(artifact_id)
     if m.kind not in ("pretrain", "sft"):
-        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+        raise UserError(f"{artifact_id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id "
+                        "(see `lmpipe artifacts --kind sft`)")
+    return store, m
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from model.generate import generate
+
+    store, m = _model_artifact(a.id)
     for p in a.prompt or DEFAULT_PROMPTS:
         print(generate(store.local_dir(a.id), p, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
                        seed=a.seed, chat=m.kind == "sft"))
@@ -157,14 +165,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 def cmd_chat(a: argparse.Namespace) -> int:
     """Read turns from stdin until /exit or EOF; the model stays loaded, the history is in every prompt."""
-    from flows.config import UserError
     from model.generate import Generator, chat_loop
-    from storage.store import ArtifactStore
 
-    store = ArtifactStore()
-    m = store.get(a.id)
-    if m.kind not in ("pretrain", "sft"):
-        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+    store, m = _model_artifact(a.id)
     gen = Generator(store.local_dir(a.id))
     chat = m.kind == "sft"
     if sys.stdin.isatty():
@@ -176,14 +179,9 @@ def cmd_chat(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from flows.config import UserError
     from model.export import export_hf
-    from storage.store import ArtifactStore
 
-    store = ArtifactStore()
-    m = store.get(a.id)
-    if m.kind not in ("pretrain", "sft"):
-        raise UserError(f"{a.id} is a '{m.kind}' artifact; pass a pretrain or sft artifact id (see `lmpipe artifacts --kind sft`)")
+    store, m = _model_artifact(a.id)
     out = export_hf(store.local_dir(a.id), a.out)
     print(f"wrote {out} (load with transformers: AutoModelForCausalLM.from_pretrained({str(out)!r}))")
     return 0

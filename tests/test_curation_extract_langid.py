@@ -12,14 +12,7 @@ from curation.extract import decode_html, extract, extract_text
 from curation.langid import identify
 from curation.readers import read_records
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
-
-
-def needs(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent (shared test data)")
-    return path
+from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
 
 
 def test_gne_zh_news_matches_reference_paragraphs() -> None:

@@ -11,14 +11,7 @@ from curation.config import EnglishFilterConfig, FilterConfig
 from curation.filters import check, cjk_fraction, dup_ngram_fraction
 from curation.quality import load
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
-
-
-def needs(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent (shared test data)")
-    return path
+from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
 
 
 def wiki_paragraph() -> str:
