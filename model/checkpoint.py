@@ -5,8 +5,15 @@ unlike pickle-based `torch.save` files. `model_config.json` holds the `GPTConfig
 `train_config.json` the stage's config. With tied embeddings only `tok_emb.weight` is stored
 (safetensors refuses two names for one storage); loading re-ties it.
 
-Optimizer state (for resuming, minimal for now) is saved with `torch.save` and loaded with
-`weights_only=True`, which only unpickles tensors and plain containers.
+Optimizer state (for resuming) is saved with `torch.save` and loaded with `weights_only=True`, which
+only unpickles tensors and plain containers. In a training checkpoint it is keyed by parameter name
+(not by position), the format `torch.distributed.checkpoint.state_dict` uses for FSDP, so one file
+format serves single-process, DDP and FSDP runs.
+
+Under FSDP (`pretrain.parallel="fsdp"`) every rank holds a shard of each weight: `model_state` and
+`optimizer_state` gather the full tensors onto rank 0's CPU (collectives: every rank must call them),
+rank 0 writes the same files as a single-process run, and on resume every rank reads the full files and
+keeps its shard (`load_optimizer_state`).
 """
 
 from __future__ import annotations
@@ -29,12 +36,37 @@ TRAIN_CONFIG = "train_config.json"
 TOKENIZER_DIR = "tokenizer"
 
 
-def save_model(out_dir: Path | str, model: GPT, train_config: BaseModel | dict[str, Any] | None = None) -> None:
-    """Write weights, model_config.json and (when given) train_config.json into out_dir."""
+def _is_fsdp(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def model_state(model: GPT) -> dict[str, torch.Tensor]:
+    """The full, unsharded weights on the CPU. Under FSDP a collective: every rank must call it, and
+    only rank 0 gets the tensors (the others an empty dict)."""
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    if _is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+
+
+def save_model(
+    out_dir: Path | str,
+    model: GPT,
+    train_config: BaseModel | dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write weights, model_config.json and (when given) train_config.json into out_dir.
+    `state`: weights already gathered by `model_state` (FSDP); default: the model's own."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if state is None:
+        state = model_state(model)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if model.config.tie_embeddings:
         state.pop("lm_head.weight", None)
     save_file(state, str(out_dir / WEIGHTS), metadata={"format": "pt"})
@@ -97,16 +129,63 @@ TRAINING_STATE = "state.json"
 OPTIMIZER = "optimizer.pt"
 
 
+def _param_names(model: torch.nn.Module) -> dict[int, str]:
+    """id(parameter) -> name; a tied weight gets its first name (named_parameters skips repeats)."""
+    return {id(p): name for name, p in getattr(model, "_orig_mod", model).named_parameters()}
+
+
+def optimizer_state(model: GPT, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's full state keyed by parameter name. Under FSDP a collective (rank 0 gets it)."""
+    model = getattr(model, "_orig_mod", model)
+    if _is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+    # torch numbers parameters 0, 1, ... in param_groups order; swap those numbers for names.
+    names = _param_names(model)
+    ordered = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    sd = optimizer.state_dict()
+    return {
+        "state": {ordered[i]: {k: v.to("cpu") if torch.is_tensor(v) else v for k, v in st.items()}
+                  for i, st in sd["state"].items()},
+        "param_groups": [{**g, "params": [ordered[i] for i in g["params"]]} for g in sd["param_groups"]],
+    }
+
+
+def load_optimizer_state(model: GPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Inverse of `optimizer_state`: every rank passes the full state; under FSDP each keeps its shard."""
+    model = getattr(model, "_orig_mod", model)
+    if _is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, optim_state_dict=state,
+                                 options=StateDictOptions(full_state_dict=True))
+        return
+    names = _param_names(model)
+    ordered = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    index = {name: i for i, name in enumerate(ordered)}
+    if set(state["state"]) - set(index):
+        raise ValueError("optimizer state names parameters this model does not have; cannot resume")
+    optimizer.load_state_dict({
+        "state": {index[name]: st for name, st in state["state"].items()},
+        "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]],
+    })
+
+
 def save_training_state(
     ckpt_dir: Path | str,
     step: int,
     model: GPT,
-    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
     loader_state: dict[str, Any],
     losses: list[float],
     train_config: BaseModel,
 ) -> None:
     """Everything exact resume needs: weights, optimizer moments, torch RNG, loader position, step, losses.
+    `weights` / `optim_state` come from `model_state` / `optimizer_state` (gathered on rank 0 under FSDP).
 
     Written to a temporary name and renamed, so a crash while saving leaves the previous checkpoint intact.
     """
@@ -114,23 +193,38 @@ def save_training_state(
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".part")
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_model(tmp, model, train_config)
-    save_optimizer(tmp / OPTIMIZER, optimizer, extra={"torch_rng": torch.get_rng_state()})
+    save_model(tmp, model, train_config, state=weights)
+    torch.save({"optimizer": optim_state, "extra": {"torch_rng": torch.get_rng_state()}}, tmp / OPTIMIZER)
     (tmp / TRAINING_STATE).write_text(json.dumps({"step": step, "loader": loader_state, "losses": losses}))
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
     tmp.rename(ckpt_dir)
 
 
-def load_training_state(ckpt_dir: Path | str, model: GPT, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore weights, optimizer and torch RNG in place; returns ``{"step", "loader", "losses"}``."""
+def check_same_model(ckpt_dir: Path | str, cfg: GPTConfig) -> None:
+    """A clear error when a checkpoint was written for another model shape (depth, vocab, seq_len...)."""
+    saved = load_config(ckpt_dir)
+    diffs = [f"{k}={getattr(saved, k)} there, {getattr(cfg, k)} here"
+             for k in GPTConfig.model_fields if getattr(saved, k) != getattr(cfg, k)]
+    if diffs:
+        raise ValueError(
+            f"{ckpt_dir} was saved for another model ({'; '.join(diffs)}): resume with the depth, seq_len and "
+            "token shards of that run, or start a new run without --resume"
+        )
+
+
+def read_training_state(ckpt_dir: Path | str, model: GPT) -> dict[str, Any]:
+    """Check the checkpoint fits `model`, load its weights into `model` (before any FSDP sharding) and
+    restore the torch RNG; returns ``{"step", "loader", "losses", "optimizer"}`` (the optimizer state
+    goes to `load_optimizer_state` once the optimizer exists)."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / TRAINING_STATE).is_file():
         raise FileNotFoundError(f"{ckpt_dir} holds no training checkpoint ({TRAINING_STATE}); pass a checkpoint/ directory")
+    check_same_model(ckpt_dir, model.config)
     state = load_file(str(ckpt_dir / WEIGHTS))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if set(missing) - ({"lm_head.weight"} if model.config.tie_embeddings else set()) or unexpected:
         raise ValueError(f"{ckpt_dir} was saved for a different model configuration; cannot resume")
-    extra = load_optimizer(ckpt_dir / OPTIMIZER, optimizer)
-    torch.set_rng_state(extra["torch_rng"])
-    return json.loads((ckpt_dir / TRAINING_STATE).read_text())
+    blob = torch.load(ckpt_dir / OPTIMIZER, map_location="cpu", weights_only=True)
+    torch.set_rng_state(blob["extra"]["torch_rng"])
+    return {**json.loads((ckpt_dir / TRAINING_STATE).read_text()), "optimizer": blob["optimizer"]}

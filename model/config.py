@@ -5,6 +5,20 @@ loudly instead of silently training with a default. Field descriptions double as
 
 `GPTConfig.from_depth` is the one dial for model size (nanochat's idea): the width, head count and
 key/value head count all follow from the number of layers, so presets differ by one integer.
+
+Model presets (`MODEL_PRESETS`, set with `pretrain.depth`). Parameter counts computed by
+`count_params` (tied embeddings counted once) for a 32,768-token vocabulary at seq_len 2048;
+"non-emb." leaves out the token embedding. Width = 64 * depth, head_dim 64, kv heads = heads / 2:
+
+    preset  depth  width  heads/kv  SwiGLU hidden  params   non-emb.  use
+    smoke       2    128     2/1          384        4.6M      0.4M   CPU CI / demo (4,096 vocab: 0.9M)
+    d6          6    384     6/3         1024       22.3M      9.7M   quick GPU runs
+    d12        12    768    12/6         2048      103.0M     77.9M   the ~124M class (GPT-2 small's 12x768)
+    d20        20   1280    20/10        3456      405.7M    363.8M   the ~350M class (nanochat's d20 shape)
+    d28        28   1792    28/14        4800     1051.1M    992.4M   ~1B, FSDP (`pretrain.parallel="fsdp"`)
+
+At GPT-2's 50,304-token vocabulary d12 has 116.5M parameters. GQA (half as many kv heads) is why d12
+is below GPT-2 small's 124M at the same shape.
 """
 
 from __future__ import annotations
@@ -15,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps": validated at run time by torch.device().
 DType = Literal["auto", "float32", "bfloat16"]
+
+# Named depths (see the table in the module docstring); `bench/train.py --presets` takes these names.
+MODEL_PRESETS: dict[str, int] = {"smoke": 2, "d6": 6, "d12": 12, "d20": 20, "d28": 28}
 
 
 class GPTConfig(BaseModel):
@@ -92,7 +109,14 @@ class PretrainConfig(BaseModel):
     steps: int = Field(default=900, ge=1, description="Optimizer steps.")
     lr: float = Field(default=3e-3, gt=0, description="Peak learning rate (AdamW).")
     min_lr_frac: float = Field(
-        default=0.1, ge=0, le=1, description="Cosine schedule ends at lr * min_lr_frac."
+        default=0.1, ge=0, le=1, description="The schedule ends at lr * min_lr_frac."
+    )
+    schedule: Literal["cosine", "wsd"] = Field(
+        default="cosine", description="After warmup: 'cosine' decay to the floor, or 'wsd' (warmup-stable-decay): "
+        "hold the peak, then decay linearly to the floor over the last decay_frac of the steps."
+    )
+    decay_frac: float = Field(
+        default=0.2, gt=0, le=1, description="WSD only: fraction of the steps spent in the final linear decay."
     )
     warmup_steps: int = Field(default=30, ge=0, description="Linear warmup steps from 0 to lr.")
     weight_decay: float = Field(
@@ -120,6 +144,11 @@ class PretrainConfig(BaseModel):
         default=1, ge=1, description="Data-parallel processes (torchrun + DDP): one per GPU, or CPU processes "
         "(gloo). Each rank trains batch_size windows per micro-batch, so the global batch is nproc times larger."
     )
+    parallel: Literal["ddp", "fsdp"] = Field(
+        default="ddp", description="With nproc > 1: 'ddp' replicates the model on every rank; 'fsdp' shards "
+        "weights, gradients and AdamW moments over the ranks (FSDP2 fully_shard, one unit per block): for the "
+        "d20/d28 presets when a replica plus its optimizer does not fit one device."
+    )
     peak_flops: float | None = Field(
         default=None, gt=0, description="Peak FLOP/s of one device for MFU; None = the bf16 table for known "
         "GPUs (H100, H200, A100, ...) and no MFU on CPU."
@@ -134,8 +163,10 @@ class SFTConfig(BaseModel):
     steps: int = Field(default=300, ge=1, description="Optimizer steps (~35 s on 2 CPU cores for the demo).")
     lr: float = Field(default=1e-3, gt=0, description="Peak learning rate (AdamW), cosine-decayed to 0.")
     batch_size: int = Field(default=8, ge=1, description="Conversations per batch (padded to the longest).")
-    max_len: int = Field(
-        default=256, ge=8, description="Conversations longer than this many tokens are truncated."
+    max_len: int | None = Field(
+        default=None, ge=8, description="Conversations longer than this many tokens are truncated (counted); "
+        "None = the base model's seq_len. More than the base model's seq_len is an error: positions it never "
+        "saw in pretraining (and past the exported max_position_embeddings)."
     )
     warmup_steps: int = Field(default=10, ge=0, description="Linear warmup steps from 0 to lr.")
     seed: int = Field(default=0, description="Seed for the val split and batch order.")

@@ -55,6 +55,9 @@ class TokenShards:
             self.vocab_size = int(meta["vocab_size"])
             self.bos_id = int(meta["bos_id"])
             self.eos_id = int(meta["eos_id"])
+            # Optional: SHA-256 of the encoding tokenizer.model, for a check that vocabulary size alone
+            # cannot do (two tokenizers of the same size); shards without it skip that check.
+            self.tokenizer_sha256: str | None = meta.get("tokenizer_sha256")
             self.splits = {
                 name: SplitInfo(list(s["files"]), int(s["tokens"]), int(s["docs"]), int(s["bytes"]))
                 for name, s in meta["splits"].items()
@@ -169,6 +172,15 @@ class BatchLoader:
             shard, offset = self.windows[self._order[self.pos]]
             self.pos += 1
             rows[r] = self.shards[shard][0][offset : offset + self.seq_len + 1]
+        # An id past the vocabulary would index past the embedding table: an IndexError on the CPU, a
+        # device-side assert that kills the process on CUDA. A max over ~33k ints is ~10 us per batch.
+        top = int(rows.max())
+        if top >= self.meta.vocab_size:
+            raise ValueError(
+                f"token id {top} in {self.meta.dir} is >= its meta.json vocab_size {self.meta.vocab_size}: the "
+                "shards were written by another tokenizer than meta.json says; regenerate them (lmpipe run "
+                "tokenizer --refresh tokens)"
+            )
         batch = torch.from_numpy(rows)
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
@@ -185,6 +197,9 @@ class BatchLoader:
             "pos": self.pos,
             "windows": len(self.windows),
             "world_size": self.world_size,
+            # Provenance only (in the artifact store the directory name is the tokens artifact id); a
+            # moved store must still resume, so load_state_dict checks the window count, not the path.
+            "tokens_dir": str(self.meta.dir),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ continued after BOS. Either way a BOS or EOS also stops it: BOS means "a new doc
 is never part of an answer. Control ids are dropped from the returned text.
 
 `ChatSession` keeps the multi-turn history of one conversation (the whole history is in the prompt
-of every turn; the oldest turns are dropped when it outgrows `max_context` tokens), and
+of every turn; the oldest turns are dropped when it outgrows `max_context` tokens, by default the
+model's seq_len), and
 `chat_loop` reads user lines from a stream until `/exit` or EOF (`/reset` starts over). With
 chat=False (a pretrain model, which never learnt the template) each line is continued as raw text.
 
@@ -81,10 +82,12 @@ class ChatSession:
 
     def __init__(
         self, gen: Generator, system: str | None = None, max_new_tokens: int = 128, temperature: float = 0.8,
-        seed: int = 0, max_context: int = 1024,
+        seed: int = 0, max_context: int | None = None,
     ) -> None:
         self.gen, self.system = gen, system
-        self.max_new_tokens, self.temperature, self.max_context = max_new_tokens, temperature, max_context
+        # Default: the model's maximum (its pretraining seq_len); positions past it were never trained.
+        self.max_context = max_context or gen.model.config.seq_len
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.rng = torch.Generator().manual_seed(seed)  # one stream per session: turns differ, runs repeat
         self.history: list[Message] = []
 

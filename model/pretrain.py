@@ -1,8 +1,8 @@
 """Pretraining: next-token prediction on token shards.
 
-`pretrain(tokens_dir, out_dir, cfg, tokenizer_dir)` trains a `GPT` sized by `cfg.depth` with AdamW,
-linear warmup + cosine decay, gradient clipping and gradient accumulation; logs every step to
-`metrics.jsonl`; evaluates val loss and bits per byte every `eval_every` steps and at the end; and
+`pretrain(tokens_dir, out_dir, cfg, tokenizer_dir)` trains a `GPT` sized by `cfg.depth` with AdamW (fused
+on CUDA), bf16 autocast on CUDA, optional torch.compile, gradient clipping and gradient accumulation; logs
+every step to `metrics.jsonl`; evaluates val loss and bits per byte every `eval_every` steps and at the end; and
 writes a self-contained model directory (weights, configs, loss plot, tokenizer copy).
 
 Bits per byte makes models with different tokenizers comparable: nats/token * tokens/byte / ln 2.
@@ -18,21 +18,33 @@ unless a peak is configured. Peak memory is the CUDA allocator's peak, or the pe
 Data parallel: under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP (nccl on CUDA, gloo on CPU)
 and every rank reads a disjoint slice of the train windows (see model.data). Gradients are averaged
 over ranks, so a run with nproc=N is the same as one process training a batch N times larger (global
-batch = nproc * batch_size * grad_accum windows, the lr is not rescaled). Only rank 0 evaluates and
-writes files (metrics, checkpoints, the model directory); its loader state is every rank's, so a
-checkpoint resumes under the same nproc. `nproc` in the config must equal torchrun's world size.
+batch = nproc * batch_size * grad_accum windows, the lr is not rescaled). Every rank scores a slice of
+the val windows (sums all-reduced); only rank 0 writes files (metrics, checkpoints, the model directory).
+Its loader state is every rank's, so a checkpoint resumes under the same nproc. `nproc` in the config
+must equal torchrun's world size.
+
+FSDP (`parallel="fsdp"`, for d20/d28 when a replica + AdamW does not fit one device): FSDP2 `fully_shard` on
+every block and the root (`model.runtime.shard_model`), bf16 all-gathers with fp32 gradient reduction on CUDA.
+Same data, schedule and losses as DDP (tested on CPU with gloo); the difference: every save first gathers
+the full weights and AdamW moments onto rank 0's CPU, so checkpoints and model directories have the
+single-process format (a checkpoint resumes under DDP or FSDP, tested).
+With nproc=1 `parallel` is ignored.
+
+LR schedule: linear warmup, then cosine to `min_lr_frac` or WSD (`schedule="wsd"`: hold, then a linear decay
+over the last `decay_frac`), a pure function of the step (so resume needs no scheduler state).
 
 CLI (runs as a subprocess of the orchestrator; logs go to stderr, one JSON line of stats to stdout):
 
     python -m model.pretrain --tokens DIR --out DIR --config JSON [--tokenizer DIR]
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m model.pretrain ... \
-        --config '{"nproc": 2}'
+        --config '{"nproc": 2}'            # or '{"nproc": 8, "parallel": "fsdp", "depth": 28}'
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import math
 import sys
@@ -64,6 +76,8 @@ from model.runtime import (
     plot_loss,
     reset_peak_memory,
     set_lr,
+    shard_model,
+    use_bf16,
 )
 from model.tok import load_tokenizer
 
@@ -81,27 +95,38 @@ def evaluate(
     bos_id: int,
     bytes_per_token: float,
     batch_size: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[float, float]:
     """Mean val loss (nats/token over all targets) and bits per byte (over non-BOS targets), on
-    `eval_batches` batches of `batch_size` (default cfg.batch_size) fixed val windows."""
+    `eval_batches` batches of `batch_size` (default cfg.batch_size) fixed val windows.
+
+    Under torchrun every rank scores its 1/world_size slice of each batch and the sums are all-reduced,
+    so the result is the same set of windows as one process scoring whole batches (and FSDP's forward,
+    which needs every rank, works)."""
     model.eval()
-    loader = BatchLoader(tokens_dir, "val", batch_size or cfg.batch_size, cfg.seq_len, seed=VAL_SEED, device=device)
-    nats = torch.zeros((), device=device, dtype=torch.float64)
-    text_nats = torch.zeros_like(nats)
-    n = text_n = 0
+    batch = batch_size or cfg.batch_size
+    if batch % world_size:
+        raise ValueError(f"val batch {batch} does not split over {world_size} ranks")
+    loader = BatchLoader(tokens_dir, "val", batch, cfg.seq_len, seed=VAL_SEED, device=device)
+    per_rank = batch // world_size
+    rows = slice(rank * per_rank, (rank + 1) * per_rank)
+    sums = torch.zeros(4, device=device, dtype=torch.float64)  # nats, text nats, targets, text targets
     for _ in range(cfg.eval_batches):
         x, y = loader.next_batch()
+        x, y = x[rows], y[rows]
         with autocast(device, cfg.dtype):
             logits, _ = model(x)
-        nll = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+        nll = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none").double()
         text = y.flatten() != bos_id
-        nats += nll.sum()
-        text_nats += nll[text].sum()
-        n += nll.numel()
-        text_n += int(text.sum())
+        count = torch.tensor(float(nll.numel()), device=device, dtype=torch.float64)
+        sums += torch.stack((nll.sum(), nll[text].sum(), count, text.sum().double()))
+    if world_size > 1:
+        dist.all_reduce(sums)
     model.train()
-    val_loss = float(nats) / n
-    bpb = float(text_nats) / max(1, text_n) / (math.log(2) * bytes_per_token)
+    nats, text_nats, n, text_n = sums.tolist()
+    val_loss = nats / n
+    bpb = text_nats / max(1.0, text_n) / (math.log(2) * bytes_per_token)
     return val_loss, bpb
 
 
@@ -154,11 +179,22 @@ def _pretrain(
         )
     tokens_dir, out_dir = Path(tokens_dir), Path(out_dir)
     meta = TokenShards(tokens_dir)
-    if tokenizer_dir is not None and load_tokenizer(tokenizer_dir).vocab_size != meta.vocab_size:
-        raise ValueError(
-            f"{tokenizer_dir} does not have the vocab_size {meta.vocab_size} of {tokens_dir}: "
-            "pass the tokenizer that encoded the shards"
-        )
+    if tokenizer_dir is not None:
+        tok = load_tokenizer(tokenizer_dir)
+        theirs = (tok.vocab_size, tok.bos_id, tok.eos_id)
+        if theirs != (meta.vocab_size, meta.bos_id, meta.eos_id):
+            raise ValueError(
+                f"{tokenizer_dir} (vocab_size, bos_id, eos_id) = {theirs} but {tokens_dir}/meta.json says "
+                f"{(meta.vocab_size, meta.bos_id, meta.eos_id)}: the shards were written by another tokenizer; "
+                "pass the tokenizer that encoded them"
+            )
+        if meta.tokenizer_sha256 is not None:
+            digest = hashlib.sha256((Path(tokenizer_dir) / "tokenizer.model").read_bytes()).hexdigest()
+            if digest != meta.tokenizer_sha256:
+                raise ValueError(
+                    f"{tokenizer_dir}/tokenizer.model (sha256 {digest[:12]}) is not the tokenizer that wrote "
+                    f"{tokens_dir} (sha256 {meta.tokenizer_sha256[:12]} in meta.json): pass that tokenizer"
+                )
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     threads = configure_threads(device, dist_info.local_world_size)
@@ -180,19 +216,21 @@ def _pretrain(
     gpt_cfg = GPTConfig.from_depth(cfg.depth, meta.vocab_size, cfg.seq_len)
     model = GPT(gpt_cfg).to(device)
     n_params = count_params(model)
-    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
+    n_non_embedding = count_params(model, exclude_embeddings=True)
     embedding_params = 0 if gpt_cfg.tie_embeddings else model.tok_emb.weight.numel()
     fpt = flops_per_token(n_params, gpt_cfg.n_layer, gpt_cfg.n_embd, cfg.seq_len, embedding_params)
     peak = device_peak_flops(device, cfg.peak_flops)
+    fsdp = dist_info.enabled and cfg.parallel == "fsdp"
     log.info(
-        "pretrain: %d params (%d non-embedding), %s, device %s, %d threads, %d rank(s), %d train windows per rank, "
-        "%.3g FLOPs/token, peak %s FLOP/s per device",
+        "pretrain: %d params (%d non-embedding), %s, device %s, %d threads, %d rank(s) (%s), %d train windows "
+        "per rank, %.3g FLOPs/token, peak %s FLOP/s per device",
         n_params,
-        count_params(model, exclude_embeddings=True),
+        n_non_embedding,
         gpt_cfg.model_dump(),
         device,
         threads,
         world,
+        cfg.parallel if dist_info.enabled else "single process",
         len(train_loader),
         fpt,
         f"{peak:.3g}" if peak else "unknown (no MFU)",
@@ -201,20 +239,28 @@ def _pretrain(
     tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * world
     losses: list[float] = []
     start_step = 1
-    if resume_from is not None:  # before DDP wraps the model; every rank reads the same checkpoint
-        state = checkpoint.load_training_state(resume_from, model, optimizer)
-        train_loader.load_state_dict(state["loader"])
-        losses, start_step = list(state["losses"]), int(state["step"]) + 1
-        log.info("resumed from %s at step %d", resume_from, start_step)
+    resumed: dict[str, Any] | None = None
+    if resume_from is not None:  # weights go in before DDP/FSDP wrap the model; every rank reads the same files
+        resumed = checkpoint.read_training_state(resume_from, model)
+        train_loader.load_state_dict(resumed["loader"])
+        losses, start_step = list(resumed["losses"]), int(resumed["step"]) + 1
     ddp: DistributedDataParallel | None = None
-    if dist_info.enabled:
-        # broadcast_buffers=False: the RoPE tables are the same everywhere, and rank 0 alone evaluates.
+    if fsdp:
+        shard_model(model, use_bf16(device, cfg.dtype))
+    elif dist_info.enabled:
+        # broadcast_buffers=False: the RoPE tables are derived data, the same on every rank.
         ddp = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
         )
+    # The optimizer is made after sharding: under FSDP it must see the sharded parameters (DTensors).
+    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, device)
+    if resumed is not None:
+        checkpoint.load_optimizer_state(model, optimizer, resumed["optimizer"])
+        log.info("resumed from %s at step %d", resume_from, start_step)
     train_module: torch.nn.Module = ddp if ddp is not None else model
     fwd = torch.compile(train_module) if cfg.compile else train_module
-    eval_fwd = model if ddp is not None else fwd  # DDP's forward is for training steps on every rank
+    # DDP's forward is for training steps (it syncs gradients), so evaluation runs the bare model.
+    eval_fwd = model if ddp is not None else fwd
     last_step = min(cfg.steps, stop_after) if stop_after else cfg.steps
     train_seconds = 0.0
     val_loss = val_bpb = None
@@ -223,24 +269,29 @@ def _pretrain(
     try:
         for step in range(start_step, last_step + 1):
             t0 = time.perf_counter()
-            lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_frac)
+            lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_frac, cfg.schedule, cfg.decay_frac)
             set_lr(optimizer, lr)
             loss_sum = torch.zeros((), device=device)
             for micro in range(cfg.grad_accum):
                 x, y = train_loader.next_batch()
-                # DDP all-reduces gradients on the last micro-batch only.
-                sync = ddp is None or micro == cfg.grad_accum - 1
-                with contextlib.nullcontext() if sync else ddp.no_sync():  # type: ignore[union-attr]
+                # Gradients are reduced across ranks on the last micro-batch only.
+                sync = micro == cfg.grad_accum - 1
+                if fsdp:
+                    model.set_requires_gradient_sync(sync)  # type: ignore[operator]
+                with ddp.no_sync() if ddp is not None and not sync else contextlib.nullcontext():
                     with autocast(device, cfg.dtype):
                         _, loss = fwd(x, y)
                     assert loss is not None
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             # clip_grad_norm_ with max_norm=inf only measures; the norm is worth logging either way.
+            # Under FSDP the norm is a DTensor over all shards: full_tensor() is the global norm.
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            if hasattr(grad_norm, "full_tensor"):
+                grad_norm = grad_norm.full_tensor()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if ddp is not None:
+            if dist_info.enabled:
                 dist.all_reduce(loss_sum)  # SUM (gloo has no AVG); every rank then logs the global mean
                 loss_sum /= world
             train_loss = float(loss_sum) / cfg.grad_accum  # the one host sync per step
@@ -263,20 +314,25 @@ def _pretrain(
                 "peak_mem_mb": round(peak_memory_bytes(device) / 2**20, 1),
                 "elapsed_s": round(time.perf_counter() - t_start, 3),
             }
+            if val_note is None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                # The global batch's worth of val windows (the same set as a 1-process run), split over the ranks.
+                val_loss, val_bpb = evaluate(
+                    eval_fwd, tokens_dir, cfg, device, meta.bos_id, bytes_per_token, cfg.batch_size * world,
+                    dist_info.rank, world,
+                )
+                row.update(val_loss=round(val_loss, 5), val_bpb=round(val_bpb, 5))
+            save_due = step == last_step < cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            if save_due and (is_main or fsdp):
+                weights = checkpoint.model_state(model)  # collectives under FSDP: every rank takes part
+                optim_state = checkpoint.optimizer_state(model, optimizer)
+                if is_main:
+                    checkpoint.save_training_state(out_dir / "checkpoint", step, model, weights, optim_state,
+                                                   train_loader.state_dict(), losses, cfg)
             if not is_main:
                 continue
             assert metrics is not None and tb is not None
-            if val_note is None and (step % cfg.eval_every == 0 or step == cfg.steps):
-                # Rank 0 scores the global batch's worth of val windows: the same set as a 1-process run.
-                val_loss, val_bpb = evaluate(
-                    eval_fwd, tokens_dir, cfg, device, meta.bos_id, bytes_per_token, cfg.batch_size * world
-                )
-                row.update(val_loss=round(val_loss, 5), val_bpb=round(val_bpb, 5))
             metrics.write(row)
             tb.write(row, step)
-            if step == last_step < cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                checkpoint.save_training_state(out_dir / "checkpoint", step, model, optimizer,
-                                               train_loader.state_dict(), losses, cfg)
             if step == 1 or step % 10 == 0 or "val_loss" in row:
                 val_text = f" val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
                 log.info(
@@ -288,14 +344,16 @@ def _pretrain(
             metrics.close()
         if tb is not None:
             tb.close()
-    if ddp is not None:
+    # A collective under FSDP (every rank gathers); elsewhere rank 0's own weights.
+    final_weights = checkpoint.model_state(model) if last_step == cfg.steps and (is_main or fsdp) else None
+    if dist_info.enabled:
         dist.barrier()  # rank 0 may still be writing its last checkpoint
     if not is_main:
         return None
     assert metrics is not None
     if last_step < cfg.steps:  # stopped early on purpose: the checkpoint is the output
         return {"steps": last_step, "checkpoint": str(out_dir / "checkpoint"), "losses": losses}
-    checkpoint.save_model(out_dir, model, cfg)
+    checkpoint.save_model(out_dir, model, cfg, state=final_weights)
     plot_loss(metrics.rows, out_dir / "loss.png", f"pretrain d{cfg.depth}, {n_params / 1e6:.2f}M params")
     if tokenizer_dir is not None:
         checkpoint.copy_tokenizer(tokenizer_dir, out_dir)
@@ -315,6 +373,7 @@ def _pretrain(
         "mfu": float(f"{tokens_per_s * fpt / (peak * world):.4g}") if tokens_per_s and peak else None,
         "peak_memory_bytes": peak_memory_bytes(device),
         "world_size": world,
+        "parallel": cfg.parallel if dist_info.enabled else None,
         "tensorboard": str(out_dir / "tb") if tb is not None and tb.enabled else None,
         "train_tokens": cfg.steps * tokens_per_step,
         "seconds": round(time.perf_counter() - t_start, 3),

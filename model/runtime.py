@@ -44,11 +44,15 @@ def configure_threads(device: torch.device, procs_per_node: int = 1) -> int:
     return torch.get_num_threads()
 
 
+def use_bf16(device: torch.device, dtype: str) -> bool:
+    """bf16 when dtype is 'bfloat16', or 'auto' on CUDA (bf16 matmuls on most CPUs are slower than fp32
+    ones, and fp32 is the honest baseline there)."""
+    return dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
+
+
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when dtype is 'auto' or 'bfloat16'; plain fp32 otherwise (bf16 matmuls
-    on most CPUs are slower than fp32 ones, and fp32 is the honest baseline there)."""
-    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
-    if use_bf16:
+    """bf16 autocast where `use_bf16` says so (weights stay fp32, matmuls run in bf16); else fp32."""
+    if use_bf16(device, dtype):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -67,13 +71,28 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
 
 
-def lr_at(step: int, total: int, warmup: int, peak: float, min_frac: float) -> float:
-    """Learning rate for 0-based `step`: linear warmup to peak, then cosine down to peak*min_frac."""
+def lr_at(
+    step: int, total: int, warmup: int, peak: float, min_frac: float, schedule: str = "cosine",
+    decay_frac: float = 0.2,
+) -> float:
+    """Learning rate for 0-based `step`: linear warmup to peak, then either cosine down to peak*min_frac
+    ('cosine') or warmup-stable-decay ('wsd'): the peak held until the last `decay_frac` of the steps,
+    then a linear ramp to peak*min_frac. WSD's stable phase lets a run be extended (or branched for a
+    cooldown) without re-planning the whole schedule; MiniCPM/DeepSeek report it matching cosine."""
     if warmup > 0 and step < warmup:
         return peak * (step + 1) / warmup
+    floor = peak * min_frac
+    if schedule == "wsd":
+        decay_start = max(warmup, total - max(1, round(decay_frac * total)))
+        if step < decay_start:
+            return peak
+        progress = min(1.0, (step - decay_start + 1) / max(1, total - decay_start))
+        return peak - (peak - floor) * progress
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr schedule '{schedule}': use 'cosine' or 'wsd'")
     decay_steps = max(1, total - warmup)
     progress = min(1.0, (step - warmup) / decay_steps)
-    return peak * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -237,6 +256,24 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def shard_model(model: nn.Module, bf16: bool) -> None:
+    """FSDP2: shard every transformer block, then the root (embedding, final norm, head), over the ranks
+    of the default process group. Each block is one all-gather unit: its full weights exist only while
+    it runs, so per-rank weight + gradient + AdamW memory is ~1/world of a replica's (16 bytes/param
+    for fp32 weights, grads and two moments: 16.8 GB for d28 on one GPU, 2.1 GB per rank on 8).
+    reshard_after_forward on the blocks frees them between forward and backward (ZeRO-3); the root stays
+    gathered, since its weights are needed first in backward anyway. With bf16 the weights are gathered
+    in bf16 (half the traffic) while gradients are reduced in fp32."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy()  # fp32 everywhere
+    if bf16:
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for block in getattr(model, "blocks"):
+        fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp, reshard_after_forward=False)
 
 
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:

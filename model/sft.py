@@ -105,13 +105,21 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
             "the base directory's tokenizer/ is not the one the model was trained with"
         )
 
+    limit = model.config.seq_len
+    if cfg.max_len is not None and cfg.max_len > limit:
+        raise ValueError(
+            f"sft.max_len={cfg.max_len} is over the base model's maximum sequence length {limit} "
+            f"(its pretrain.seq_len): set sft.max_len <= {limit}, or pretrain with seq_len >= {cfg.max_len}"
+        )
+    max_len = cfg.max_len or limit
+
     conversations, dropped = load_conversations(list(data_files))
     examples: list[Example] = []
     truncated = 0
     for messages in conversations:
         ids, mask = encode_conversation(tok, messages)
-        if len(ids) > cfg.max_len:
-            ids, mask = ids[: cfg.max_len], mask[: cfg.max_len]
+        if len(ids) > max_len:
+            ids, mask = ids[:max_len], mask[:max_len]
             truncated += 1
         if sum(mask[1:]) == 0:
             dropped["no_reply_within_max_len"] = dropped.get("no_reply_within_max_len", 0) + 1
@@ -189,6 +197,7 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
         "examples": {"train": len(train), "val": len(val)},
         "dropped": dropped,
         "truncated": truncated,
+        "max_len": max_len,
         "tokens_per_s": round(tokens_trained / train_seconds, 1),
         "device": str(device),
     }

@@ -268,3 +268,27 @@ def test_lr_schedule_warmup_then_cosine_to_floor() -> None:
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
     assert lr_at(0, 10, 0, 2.0, 0.0) == pytest.approx(2.0)
+
+
+def test_lr_schedule_wsd_holds_peak_then_decays_linearly() -> None:
+    lrs = [lr_at(s, 100, 10, 1.0, 0.1, schedule="wsd", decay_frac=0.2) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(lr == 1.0 for lr in lrs[9:80])  # stable phase at the peak
+    decay = lrs[80:]
+    assert all(a > b for a, b in zip(decay, decay[1:]))  # strictly falling over the last 20% ...
+    assert decay[-1] == pytest.approx(0.1)  # ... to the floor at the last step
+    assert decay[0] - decay[1] == pytest.approx(decay[-2] - decay[-1])  # linearly
+
+
+def test_model_presets_param_counts_match_the_documented_table() -> None:
+    """The table in model/config.py's docstring is computed, not guessed: rebuild each preset on the meta
+    device (no memory) at a 32,768 vocabulary and check the documented totals (in millions)."""
+    from model.config import MODEL_PRESETS
+
+    documented = {"smoke": 4.6, "d6": 22.3, "d12": 103.0, "d20": 405.7, "d28": 1051.1}
+    assert set(MODEL_PRESETS) == set(documented)
+    for name, depth in MODEL_PRESETS.items():
+        with torch.device("meta"):
+            model = GPT(GPTConfig.from_depth(depth, 32768, 2048))
+        assert round(count_params(model) / 1e6, 1) == documented[name], name
+        assert model.config.n_kv_head * 2 == model.config.n_head or model.config.n_head == 1

@@ -34,7 +34,8 @@ def test_llama_export_matches_our_logits(tmp_path, tie):
         ours_logits, _ = ours(ids)
         hf_logits = hf(ids).logits
     assert hf_logits.shape == ours_logits.shape
-    torch.testing.assert_close(hf_logits, ours_logits, atol=2e-4, rtol=1e-4)
+    # The target: 1e-4 absolute in fp32 (measured here: 0.0, the same kernels in the same order).
+    assert float((hf_logits - ours_logits).abs().max()) <= 1e-4
 
 
 def test_export_of_a_non_model_directory_is_a_clear_error(tmp_path, capsys):

@@ -90,7 +90,7 @@ def pretrained(corpus: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 def finetuned(pretrained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     out = tmp_path_factory.mktemp("sft")
     files = [str(demo_path("sft", "identity_zh_en.json")), str(demo_path("sft", "en_instructions_rasbt.json"))]
-    cfg = SFTConfig(steps=20, batch_size=4, max_len=96, warmup_steps=2, eval_batches=2, device="cpu")
+    cfg = SFTConfig(steps=20, batch_size=4, max_len=64, warmup_steps=2, eval_batches=2, device="cpu")
     return out, sft(pretrained[0], files, out, cfg)
 
 
@@ -199,6 +199,8 @@ def test_chat_session_keeps_model_and_history(finetuned: Trained, pretrained: Tr
     assert [m["role"] for m in session.history] == ["user", "assistant", "user", "assistant"]
     assert session.history[0]["content"] == "你好" and session.history[1]["content"] == first
     session.history.append({"role": "user", "content": "And then?"})
+    assert session.max_context == 64  # default: the model's maximum, its pretraining seq_len
+    session.max_context = 512
     assert len(session._prompt_messages()) == 5  # the whole history goes into the prompt
     session.max_context = session.max_new_tokens + 8  # too small: only the newest user turn is kept
     assert session._prompt_messages() == [{"role": "user", "content": "And then?"}]
@@ -246,7 +248,7 @@ def test_clis_print_one_json_line(corpus: dict[str, Path], tmp_path: Path) -> No
     assert json.loads(p.stdout.strip().splitlines()[-1])["steps"] == 3
 
     cfg_file = tmp_path / "sft.json"
-    sft_cfg = {"steps": 2, "batch_size": 2, "max_len": 48, "warmup_steps": 0, "eval_batches": 1, "device": "cpu"}
+    sft_cfg = {"steps": 2, "batch_size": 2, "max_len": 32, "warmup_steps": 0, "eval_batches": 1, "device": "cpu"}
     cfg_file.write_text(json.dumps(sft_cfg))
     p = run_module(
         "model.sft", "--base", str(tmp_path / "pt"), "--data", str(demo_path("sft", "identity_zh_en.json")),
@@ -284,3 +286,84 @@ def test_exact_resume_n_steps_equal_half_plus_resume_plus_half(corpus: dict[str,
     a = load_file(str(tmp_path / "full" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- bad input (issue 9) ----------------------------------------------------------------------------
+
+
+def test_shards_of_another_tokenizer_are_refused(corpus: dict[str, Path], tmp_path: Path) -> None:
+    """meta.json of the shards says another vocabulary than the tokenizer passed in: refused up front."""
+    other = tmp_path / "tokens"
+    shutil.copytree(corpus["tokens"], other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "vocab_size": 8192}))
+    cfg = PretrainConfig(depth=1, seq_len=32, batch_size=2, steps=2, device="cpu")
+    with pytest.raises(ValueError, match=r"written by another tokenizer; pass the tokenizer that encoded them"):
+        pretrain(other, tmp_path / "out", cfg, tokenizer_dir=corpus["tokenizer"])
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+    # Same vocabulary size, another tokenizer: caught when meta.json records the tokenizer's SHA-256.
+    (other / "meta.json").write_text(json.dumps({**meta, "tokenizer_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match=r"is not the tokenizer that wrote .* pass that tokenizer"):
+        pretrain(other, tmp_path / "out", cfg, tokenizer_dir=corpus["tokenizer"])
+    import hashlib
+
+    digest = hashlib.sha256((corpus["tokenizer"] / "tokenizer.model").read_bytes()).hexdigest()
+    (other / "meta.json").write_text(json.dumps({**meta, "tokenizer_sha256": digest}))
+    assert pretrain(other, tmp_path / "ok", cfg, tokenizer_dir=corpus["tokenizer"]) is not None
+
+
+def test_sft_max_len_over_the_model_maximum_is_an_error(pretrained: Trained, tmp_path: Path) -> None:
+    files = [str(demo_path("sft", "identity_zh_en.json"))]
+    cfg = SFTConfig(steps=1, batch_size=2, max_len=65, device="cpu")  # the base model saw 64 positions
+    with pytest.raises(ValueError, match=r"sft.max_len=65 is over the base model's maximum sequence length 64"):
+        sft(pretrained[0], files, tmp_path / "a", cfg)
+    stats = sft(pretrained[0], files, tmp_path / "b", SFTConfig(steps=1, batch_size=2, eval_batches=1, device="cpu"))
+    assert stats["max_len"] == 64  # None = the base model's seq_len
+
+
+def test_sft_rows_without_an_assistant_turn_are_counted_and_an_empty_set_is_an_error(
+    pretrained: Trained, tmp_path: Path
+) -> None:
+    rows = [
+        {"conversations": [{"from": "human", "value": "hi"}]},  # ShareGPT, the user's turn only
+        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                      {"role": "user", "content": "c"}]},  # ends on a user turn
+        {"instruction": "Say hi", "output": "hi"},
+        {"instruction": "Say bye", "output": "bye"},
+        {"instruction": "Say yes", "output": "yes"},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cfg = SFTConfig(steps=2, batch_size=2, eval_batches=1, device="cpu")
+    stats = sft(pretrained[0], [str(path)], tmp_path / "out", cfg)
+    assert stats["dropped"] == {"no_final_assistant_turn": 2}
+    assert stats["examples"]["train"] + stats["examples"]["val"] == 3
+
+    only_prompts = tmp_path / "prompts.jsonl"
+    only_prompts.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n")
+    with pytest.raises(ValueError, match=r"only 0 usable conversations .*no_final_assistant_turn': 2"):
+        sft(pretrained[0], [str(only_prompts)], tmp_path / "none", cfg)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    with pytest.raises(ValueError, match="only 0 usable conversations"):
+        sft(pretrained[0], [str(empty)], tmp_path / "none", cfg)
+
+
+def test_training_markdown_has_the_metrics_table_and_the_inlined_loss_png(pretrained: Trained, tmp_path: Path) -> None:
+    """What the pretrain/SFT flows publish as the `<kind>-training` Prefect artifact (flows.prefect_flows)."""
+    import base64
+    import re
+
+    from model.report import training_markdown
+
+    out, stats = pretrained
+    md = training_markdown(out, "pretrain")
+    assert md is not None and md.startswith("## pretrain")
+    header = next(line for line in md.splitlines() if line.startswith("| step"))
+    assert "val_loss" in header and "val_bpb" in header and "tokens_per_s" in header
+    steps = [line.split("|")[1].strip() for line in md.splitlines() if re.match(r"\| \d", line)]
+    assert steps == ["1", "30", "60"]  # first, the evaluation at 30, last (also an evaluation)
+    data = re.search(r"!\[loss curve\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
+    assert data is not None and base64.b64decode(data.group(1)) == (out / "loss.png").read_bytes()
+    assert training_markdown(tmp_path, "none") is None  # no metrics.jsonl: nothing to publish

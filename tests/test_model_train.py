@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import PretrainConfig
+from model.config import GPTConfig, PretrainConfig
 from model.data import BatchLoader
 from model.pretrain import pretrain
 from model.runtime import BF16_PEAK_FLOPS, device_peak_flops, flops_per_token
@@ -133,3 +133,53 @@ def test_ddp_two_cpu_processes_equal_one_process_with_twice_the_batch_and_resume
     assert half["steps"] == 5 and not (tmp_path / "half" / "model.safetensors").exists()
     torchrun(2, tmp_path / "rest", shards, ddp_cfg, "--resume", str(tmp_path / "half" / "checkpoint"))
     assert losses(tmp_path / "half") + losses(tmp_path / "rest") == losses(tmp_path / "ddp")
+
+
+# --- training-loop features (issue 9 deliverable 1), on the CPU ------------------------------------------
+
+
+def test_grad_accumulation_equals_the_larger_batch(shards: Path, tmp_path: Path) -> None:
+    """2 micro-batches of 4 == 1 batch of 8: the loader hands out the same 8 windows, the loss is the mean."""
+    base = {**TINY, "steps": 5, "eval_every": 100}
+    pretrain(shards, tmp_path / "big", PretrainConfig(**base))  # type: ignore[arg-type]
+    pretrain(shards, tmp_path / "acc", PretrainConfig(**{**base, "batch_size": 4, "grad_accum": 2}))  # type: ignore[arg-type]
+    assert losses(tmp_path / "acc") == pytest.approx(losses(tmp_path / "big"), abs=1e-4)
+
+
+def test_grad_clipping_bounds_the_update(shards: Path, tmp_path: Path) -> None:
+    """Clipping the gradient to 1e-12 makes AdamW's update g / (|g| + eps) ~1e-4 of normal (eps 1e-8 dominates):
+    the loss stays at its start, while the unclipped run learns; the logged grad norm is the pre-clip one."""
+    base = {**TINY, "steps": 6, "eval_every": 100, "warmup_steps": 0}
+    pretrain(shards, tmp_path / "free", PretrainConfig(**{**base, "grad_clip": 0}))  # type: ignore[arg-type]
+    pretrain(shards, tmp_path / "clip", PretrainConfig(**{**base, "grad_clip": 1e-12}))  # type: ignore[arg-type]
+    free, clip = losses(tmp_path / "free"), losses(tmp_path / "clip")
+    assert free[0] == clip[0] and free[-1] < free[0] - 0.3
+    assert abs(clip[-1] - clip[0]) < 0.02
+    norms = [json.loads(line)["grad_norm"] for line in (tmp_path / "clip" / "metrics.jsonl").read_text().splitlines()]
+    assert min(norms) > 1e-3  # measured before clipping
+
+
+def test_bf16_autocast_trains_on_cpu(shards: Path, tmp_path: Path) -> None:
+    """dtype='bfloat16' is the GPU default ('auto' on CUDA); forced on the CPU it runs the same code path:
+    bf16 logits from the autocast region, fp32 master weights, a falling fp32 loss."""
+    from model.gpt import GPT
+    from model.runtime import autocast, use_bf16
+
+    cpu = torch.device("cpu")
+    assert use_bf16(torch.device("cuda"), "auto") and not use_bf16(cpu, "auto") and use_bf16(cpu, "bfloat16")
+    model = GPT(GPTConfig.from_depth(1, 100, 16))
+    with autocast(cpu, "bfloat16"):
+        logits, loss = model(torch.randint(0, 100, (2, 16)), torch.randint(0, 100, (2, 16)))
+    assert logits.dtype == torch.bfloat16 and loss is not None and loss.dtype == torch.float32
+    assert model.tok_emb.weight.dtype == torch.float32
+    stats = pretrain(shards, tmp_path, PretrainConfig(**{**TINY, "dtype": "bfloat16"}))  # type: ignore[arg-type]
+    assert stats is not None and stats["final_loss"] < stats["first_loss"] - 1.0
+
+
+@pytest.mark.slow  # torch.compile takes ~30-60 s on 2 CPU cores
+def test_compiled_training_matches_eager(shards: Path, tmp_path: Path) -> None:
+    base = {**TINY, "steps": 4, "eval_every": 100}
+    pretrain(shards, tmp_path / "eager", PretrainConfig(**base))  # type: ignore[arg-type]
+    stats = pretrain(shards, tmp_path / "compiled", PretrainConfig(**{**base, "compile": True}))  # type: ignore[arg-type]
+    assert stats is not None and stats["val_loss"] is not None
+    assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), abs=1e-3)
