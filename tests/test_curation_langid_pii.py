@@ -3,16 +3,19 @@ precision on dates, versions and prices), plus PII counts in the filter stage's 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from curation import langid
 from curation.config import FilterConfig, LangIdConfig, PiiConfig
 from curation.documents import doc_id, read_documents, write_documents
-from curation.langid import identify
+from curation.langid import english_word_share, english_words, fasttext_top, identify
 from curation.pii import cn_id_valid, scrub
 from curation.stages import run_filter
+from shared_data import needs  # noqa: E402  (tests/ is on sys.path)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LID = SHARED / "data" / "lid" / "lingua_testdata" / "sentences"
@@ -47,32 +50,94 @@ def test_japanese_and_korean_never_pass_as_chinese() -> None:
 def test_english_and_foreign_latin_text() -> None:
     assert kept_as("The committee will publish its final report on the new bridge next month.") == "en"
     assert kept_as("Where is the bank?") == "en"
-    # lid.176 has no Zulu label and answers en; the function-word check keeps it out.
+    assert kept_as("Only use your dishwasher for full loads.") == "en"  # rare words: listed via their stems
+    # lid.176 has no Zulu label and answers en; the wordlist check keeps it out.
     assert kept_as("Umongameli uthe uhulumeni uzoqhubeka nokwakha izindlu ezintsha kulo nyaka.") == ""
     assert kept_as("Der Ausschuss veröffentlicht seinen Abschlussbericht im nächsten Monat.") == ""
+    # Short Afrikaans that plain lid.176 calls English (0.86, 0.65): half the words are not English words.
+    for text in ("Hy was gister by die winkel.", "Die kinders was baie moeg."):
+        assert fasttext_top(text)[0] == "en"
+        assert kept_as(text) == ""
+
+
+def test_english_wordlist_is_shipped_with_its_source() -> None:
+    doc = json.loads((Path(langid.__file__).parent / "langid_data" / "en_words.json").read_text(encoding="utf-8"))
+    assert "shared/data/text/en" in doc["about"] and len(doc["words"]) > 10_000
+    words = english_words()
+    assert {"the", "and", "directories", "dreaming", "shaded"} <= words  # inflections of listed stems
+    assert english_word_share("Only use your dishwasher for full loads.") >= 0.8
+    assert english_word_share("Hy was gister by die winkel.") <= 0.5
+    assert english_word_share("12345 !!!") == 0.0
+
+
+def test_single_language_scripts_skip_fasttext(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fasttext(text: str) -> tuple[str, float]:
+        raise AssertionError(f"fastText called for {text!r}")
+
+    monkeypatch.setattr(langid, "_fasttext_label", no_fasttext)
+    assert identify("Η επιτροπή θα δημοσιεύσει την τελική της έκθεση τον επόμενο μήνα.") == ("el", 1.0)
+    assert identify("คณะกรรมการจะเผยแพร่รายงานฉบับสุดท้ายในเดือนหน้า")[0] == "th"
+    assert identify("საქართველოს დედაქალაქი თბილისია.")[0] == "ka"
+    assert identify("Հայաստանի մայրաքաղաքը Երևանն է։")[0] == "hy"
+    assert identify("இது ஒரு தமிழ் வாக்கியம்.")[0] == "ta"
+    assert identify("今日は東京で会議があります。")[0] == "ja"
+    assert identify("오늘은 날씨가 좋습니다.")[0] == "ko"
+    assert identify("这是一个中文句子。")[0] == "zh"
+
+
+def test_plain_english_prose_skips_fasttext(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = langid._fasttext_label
+    monkeypatch.setattr(langid, "_fasttext_label", lambda text: calls.append(text) or real(text))
+    lang, score = identify("The committee will publish its final report on the new bridge next month.")
+    assert (lang, calls) == ("en", []) and score >= 0.9  # >= 90% of >= 8 words listed: the wordlist decides
+    assert identify("Where is the bank?")[0] == "en" and len(calls) == 1  # too short: fastText + wordlist
+    # Foreign prose never reaches 90% listed words: fastText is asked.
+    identify("Die kinders het gister by die winkel baie lekker koekies gekoop.")
+    assert len(calls) == 2
+
+
+def test_mixed_scripts_fall_back_to_fasttext() -> None:
+    # Greek is under half of the letters: fastText decides, and the English text wins.
+    lang, _ = identify("The word λόγος appears twice in the first chapter of the book we are reading this week.")
+    assert lang == "en"
+    # A Greek letter first, Chinese after it: the Han rule still applies.
+    assert kept_as("α粒子是一种带正电的粒子，由两个质子和两个中子组成。") == "zh"
+    # Russian uses Cyrillic, which several lid.176 languages share: never decided by the script alone.
+    assert identify("Комитет опубликует окончательный доклад в следующем месяце.")[0] == "ru"
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   \n\t ", "a" * 10_000, "哈" * 5_000, "!!!???...", "1234567890", "😀" * 50,
-     "Hello 你好 こんにちは 안녕하세요 Привет مرحبا", "\x00\ufffd\u200b", "数据" * 2_000_000 + "data " * 500_000],
+    ["", "   \n\t ", "a" * 10_000, "哈" * 5_000, "ก" * 5_000, "!!!???...", "1234567890", "😀" * 50,
+     "Hello 你好 こんにちは 안녕하세요 Привет مرحبا Γειά", "\x00\ufffd\u200b", "lone \ud800 surrogate text",
+     "数据" * 2_000_000 + "data " * 500_000, "Ελλάδα " * 1_000_000, "1234 " * 1_000 + "the end"],
 )
 def test_bad_input_gets_a_decision_not_an_exception(text: str) -> None:
     lang, score = identify(text)
     assert isinstance(lang, str) and 0.0 <= score <= 1.0
     if not any(c.isalpha() for c in text):
         assert (lang, score) == ("", 0.0)  # the stage drops it as lang:none
+    else:
+        assert lang  # a letter always gets a language
 
 
 def test_identify_targets_on_lingua_sentences() -> None:
-    if not LID.exists():
-        pytest.skip(f"{LID} is absent (shared test data)")
+    root = needs(LID)
     cfg = LangIdConfig()
-    data = {code: (LID / f"{code}.txt").read_text(encoding="utf-8").splitlines() for code in ("zh", "en", "ja", "zu")}
+    read = lambda code: (root / f"{code}.txt").read_text(encoding="utf-8").splitlines()  # noqa: E731
+    data = {code: read(code) for code in ("zh", "en", "ja")}
     assert sum(kept_as(s, cfg) == "zh" for s in data["zh"]) / len(data["zh"]) >= 0.99
-    assert sum(kept_as(s, cfg) == "en" for s in data["en"]) / len(data["en"]) >= 0.93  # bench/langid.py: 0.936
+    assert sum(kept_as(s, cfg) == "en" for s in data["en"]) / len(data["en"]) >= 0.95  # bench/langid.py: 0.964
     assert not any(identify(s)[0] == "zh" for s in data["ja"])
-    assert sum(kept_as(s, cfg) == "en" for s in data["zu"]) <= 5  # plain lid.176 at 0.65: 14 of 500
+    # Languages plain lid.176 most often calls English (no label for zu/xh/mi/...; short af/ga/nl/nn/yo):
+    # 14 of these 6,000 sentences pass plain lid.176 at 0.75; 3 pass identify: yo.txt line 27 is wholly English
+    # (bench/langid.py EN_LABEL_ERRORS), tn.txt:233 and ts.txt:461 are English headers + a few local words.
+    codes = ("af", "ga", "nl", "nn", "yo", "zu", "xh", "sn", "st", "tn", "ts", "lg")
+    false_en = sum(kept_as(s, cfg) == "en" for code in codes for s in read(code))
+    plain = sum(label == "en" and p >= cfg.min_score["en"]
+                for code in codes for label, p in map(fasttext_top, read(code)))
+    assert false_en <= 4 and plain >= 10
 
 
 # ---------------------------------------------------------------------------------------------- pii
