@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -125,3 +126,124 @@ def test_jsonl_and_parquet_inputs(tmp_path: Path) -> None:
 def test_missing_file_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         list(read_records(tmp_path / "nope.warc.gz"))
+
+
+# ------------------------------------------------------------------ dialects (hand-written fixtures)
+# No real WARC/0.18 or WARC/1.1 file was found in any public fixture set (SOURCES.md), so these records
+# are written by hand here, modelled on the real WARC/0.17 Heritrix file above: same header fields, CRLF
+# line ends, a blank line and two CRLFs after each block.
+
+PAGE = b"<html><head><title>Dialect</title></head><body><p>Hello from an old crawler.</p></body></html>"
+
+
+def _record(version: str, rec_type: str, uri: str, block: bytes, content_type: str) -> bytes:
+    head = (
+        f"WARC/{version}\r\nWARC-Type: {rec_type}\r\nWARC-Target-URI: {uri}\r\n"
+        f"WARC-Date: 2008-04-30T20:48:25Z\r\nWARC-Record-ID: <urn:uuid:{abs(hash((version, uri, rec_type)))}>\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(block)}\r\n\r\n"
+    ).encode()
+    return head + block + b"\r\n\r\n"
+
+
+def _response(version: str, uri: str, body: bytes = PAGE, mime: str = "text/html; charset=utf-8") -> bytes:
+    http = f"HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    return _record(version, "response", uri, http, "application/http; msgtype=response")
+
+
+@pytest.mark.parametrize("version", ["0.17", "0.18", "1.0", "1.1"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_warc_dialects_plain_and_per_record_gzip(tmp_path: Path, version: str, compressed: bool) -> None:
+    records = [
+        _record(version, "warcinfo", "", b"software: hand-written\r\n", "application/warc-fields"),
+        _record(version, "request", "http://a.example/", b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                "application/http; msgtype=request"),
+        _response(version, "http://a.example/"),
+        _response(version, "http://a.example/logo.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png"),
+        _record(version, "revisit", "http://a.example/", b"HTTP/1.1 200 OK\r\n\r\n",
+                "application/http; msgtype=response"),
+    ]
+    path = tmp_path / f"dialect-{version}.warc{'.gz' if compressed else ''}"
+    path.write_bytes(b"".join(gzip.compress(r) for r in records) if compressed else b"".join(records))
+    got, stats = read(path)
+    assert [(r["url"], r["content"], r["charset"]) for r in got] == [("http://a.example/", PAGE, "utf-8")]
+    assert stats.skipped == {"warcinfo": 1, "request": 1, "non_html": 1, "revisit": 1}
+    assert stats.records == 5 and not stats.damage
+
+
+def test_truncated_plain_warc_keeps_earlier_records(tmp_path: Path) -> None:
+    data = b"".join(_response("1.0", f"http://a.example/{i}") for i in range(3))
+    cut = tmp_path / "cut.warc"
+    cut.write_bytes(data[: len(data) - 40])  # the third record loses its last 40 bytes
+    got, stats = read(cut)
+    assert [r["url"] for r in got] == ["http://a.example/0", "http://a.example/1", "http://a.example/2"]
+    assert got[2]["truncated"] and not got[0]["truncated"]
+    assert len(stats.damage) == 1 and stats.damage[0]["offset"] == 2 * (len(data) // 3)
+
+
+def test_garbage_between_records_is_skipped_and_reported(tmp_path: Path) -> None:
+    good = _response("1.0", "http://a.example/1")
+    bad = tmp_path / "garbage.warc"
+    bad.write_bytes(good + b"\x00\xffnot a warc record at all\r\n" * 20 + _response("1.0", "http://a.example/2"))
+    got, stats = read(bad)
+    assert [r["url"] for r in got] == ["http://a.example/1", "http://a.example/2"]
+    assert len(stats.damage) >= 1 and stats.damage[0]["offset"] >= len(good)
+
+
+SHARED_FILES = sorted(p.name for p in WARC.glob("*") if p.name != "SOURCES.md") if WARC.is_dir() else []
+
+
+@pytest.mark.parametrize("name", SHARED_FILES)
+def test_no_crash_on_any_shared_warc_file(name: str) -> None:
+    records, stats = read(name)
+    assert stats.yielded == len(records)
+    assert stats.records >= len(records) + sum(stats.skipped.values()) - stats.skipped.get("bad_json", 0)
+    assert stats.records > 0
+    json.dumps(stats.as_dict())
+
+
+def test_wat_metadata_records_are_skipped() -> None:
+    records, stats = read("whirlwind-cc-main-2024-22.warc.wat.gz")
+    assert records == [] and stats.skipped["metadata"] >= 1 and not stats.damage
+
+
+# ------------------------------------------------------------------------------ inputs: globs, URLs
+
+
+def test_expand_inputs_globs_directories_and_urls(tmp_path: Path) -> None:
+    import fsspec
+
+    from curation.readers import expand_inputs
+
+    assert expand_inputs([str(WARC / "dolma-sample-*.warc.gz")]) == [
+        str(WARC / "dolma-sample-0000.warc.gz"), str(WARC / "dolma-sample-0001.warc.gz")]
+    assert str(WARC / "cc_net-sample-wet.warc.txt") in expand_inputs([WARC])
+    assert expand_inputs([f"file://{WARC / 'warcio-example.warc.gz'}"]) == [f"file://{WARC / 'warcio-example.warc.gz'}"]
+    with pytest.raises(FileNotFoundError):
+        expand_inputs([str(tmp_path / "nothing-*.warc.gz")])
+    with pytest.raises(FileNotFoundError):
+        expand_inputs(["memory://lmpipe-test/absent.warc.gz"])
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/lmpipe-test/a.warc.gz", (WARC / "cc-main-2020-34-sample.warc.gz").read_bytes())
+    fs.pipe("/lmpipe-test/b.jsonl", b'{"text": "from memory", "url": "m"}\n')
+    try:
+        urls = expand_inputs(["memory://lmpipe-test/*"])
+        assert [u.rsplit("/", 1)[1] for u in urls] == ["a.warc.gz", "b.jsonl"]
+        stats = ReadStats()
+        assert len(list(read_records(urls[0], stats))) == 16 and stats.skipped["request"] == 17
+        assert [r["content"] for r in read_records(urls[1])] == ["from memory"]
+    finally:
+        fs.rm("/lmpipe-test", recursive=True)
+    (record,) = read_records(f"file://{WARC / 'warcio-example-iana.org-chunked.warc'}")
+    assert record["content"].startswith(b"<!doctype html>")
+
+
+def test_truncated_jsonl_gz_keeps_lines_and_reports_damage(tmp_path: Path) -> None:
+    import gzip as gz
+
+    lines = "".join(json.dumps({"text": f"document {i} " * 20}) + "\n" for i in range(200)).encode()
+    data = gz.compress(lines)
+    path = tmp_path / "docs.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    records, stats = read(path)
+    assert 0 < len(records) < 200 and len(stats.damage) == 1

@@ -1,0 +1,267 @@
+"""Main-text extraction quality and speed: `curation.extract.extract_text` against trafilatura (default and
+favor_precision), readability-lxml and resiliparse, on the real pages of ../shared/data/html, in one run.
+
+Sets and metrics (every extractor gets the same decoded `str`, decoded by `curation.extract.decode_html`):
+
+* trafilatura's own eval set (263 pages, `evaldata.json`): `with` = share of the human-chosen main-text snippets
+  found in the output, `without` = share of boilerplate snippets absent; P/R/F1 as trafilatura's evaluation
+  counts them (TP = with found, FN = with missing, FP = without found). Rows for all pages and for the 168
+  English ones.
+* readability's test pages (130 cases): token-level precision/recall/F1 of the output against the text of
+  `expected.html` (bags of tokens; words, and single characters for CJK), mean over pages. Rows for all cases
+  and for the English ones (`expected-metadata.json` lang, or the detected language when it has none).
+* GNE Chinese news (the 7 pages with GNE's reference output): the same token P/R/F1, characters as tokens.
+* speed: pages per second of CPU time (`time.process_time`, one process, one core) over all 400 pages.
+
+    .venv/bin/python bench/extract.py            # ~5 min on one core; --quick: 1 in 4 pages
+    .venv/bin/python bench/extract.py --split    # also a split-half check of ours (odd/even pages)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import lxml.html  # noqa: E402
+
+from curation.extract import decode_html, extract_text  # noqa: E402
+
+HTML = REPO.parent / "shared" / "data" / "html"
+# Words, or one CJK character (Han, kana, hangul) per token: Chinese has no spaces, so characters are its tokens.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
+_BLOCK = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table",
+    "blockquote", "pre", "section", "article", "figure", "figcaption", "header", "footer", "dd", "dt", "hr",
+}
+
+
+def tokens(text: str) -> Counter[str]:
+    return Counter(_TOKEN.findall(text.lower()))
+
+
+def prf(predicted: str, expected: str) -> tuple[float, float, float]:
+    """Bag-of-tokens precision, recall, F1 (an empty output against a non-empty reference scores 0/0/0)."""
+    pred, gold = tokens(predicted), tokens(expected)
+    overlap = sum((pred & gold).values())
+    p = overlap / sum(pred.values()) if pred else 0.0
+    r = overlap / sum(gold.values()) if gold else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML fragment with a newline at every block boundary (for expected.html and
+    readability-lxml's HTML output)."""
+    if not html.strip():
+        return ""
+    root = lxml.html.fromstring(html)
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK:
+            element.tail = "\n" + (element.tail or "")
+    return root.text_content()
+
+
+# ------------------------------------------------------------------------------------------ extractors
+
+
+def trafilatura_default(html: str, url: str | None) -> str:
+    import trafilatura
+
+    return trafilatura.extract(html, url=url) or ""
+
+
+def trafilatura_precision(html: str, url: str | None) -> str:
+    import trafilatura
+
+    return trafilatura.extract(html, url=url, favor_precision=True) or ""
+
+
+def readability_lxml(html: str, url: str | None) -> str:
+    from readability import Document
+
+    try:
+        return html_to_text(Document(html, url=url).summary(html_partial=True))
+    except Exception:  # readability-lxml raises on some empty/odd pages; count it as no output
+        return ""
+
+
+def resiliparse(html: str, url: str | None) -> str:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.html import HTMLTree
+
+    return extract_plain_text(HTMLTree.parse(html), main_content=True)
+
+
+def ours(html: str, url: str | None) -> str:
+    return extract_text(html, url)
+
+
+EXTRACTORS: dict[str, Callable[[str, str | None], str]] = {
+    "lmpipe extract_text": ours,
+    "trafilatura default": trafilatura_default,
+    "trafilatura favor_precision": trafilatura_precision,
+    "readability-lxml": readability_lxml,
+    "resiliparse main_content": resiliparse,
+}
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class Page:
+    set: str  # "trafilatura" | "readability" | "gne"
+    name: str
+    html: str
+    url: str | None
+    lang: str
+    with_: list[str] = field(default_factory=list)
+    without: list[str] = field(default_factory=list)
+    expected: str = ""
+
+
+def _read(path: Path) -> str:
+    return decode_html(gzip.decompress(path.read_bytes()))
+
+
+def load_pages() -> list[Page]:
+    pages: list[Page] = []
+    root = HTML / "trafilatura"
+    langs = {row["url"]: row["lang_detected"] for row in map(json.loads, (root / "index.jsonl").open())}
+    for url, item in json.loads((root / "evaldata.json").read_text(encoding="utf-8")).items():
+        pages.append(
+            Page("trafilatura", item["file"], _read(root / "pages" / item["file"]), url, langs.get(url, ""),
+                 with_=item.get("with", []), without=item.get("without", []))
+        )
+    for case in sorted((HTML / "readability" / "test-pages").iterdir()):
+        meta = json.loads((case / "expected-metadata.json").read_text(encoding="utf-8"))
+        expected = html_to_text(_read(case / "expected.html.gz"))
+        lang = (meta.get("lang") or "").split("-")[0].lower() or _guess_lang(expected)
+        pages.append(Page("readability", case.name, _read(case / "source.html.gz"), None, lang, expected=expected))
+    gne = HTML / "gne_zh_news"
+    reference = json.loads((gne / "gne_reference_output.json").read_text(encoding="utf-8"))
+    for name, item in sorted(reference.items()):
+        content = json.JSONDecoder().raw_decode(item["raw"])[0]["content"]  # "raw": JSON plus trailing text
+        pages.append(Page("gne", name, _read(gne / name), None, "zh", expected=content))
+    return pages
+
+
+def _guess_lang(text: str) -> str:
+    from curation.langid import identify
+
+    return identify(text[:2000])[0]
+
+
+# -------------------------------------------------------------------------------------------- scoring
+
+
+def score(pages: list[Page], outputs: list[str]) -> dict[str, float]:
+    """The metrics of one extractor over one group of pages (all from the same set)."""
+    if not pages:
+        return {}
+    if pages[0].set == "trafilatura":
+        tp = fn = fp = tn = 0
+        for page, out in zip(pages, outputs, strict=True):
+            found = sum(s in out for s in page.with_)
+            leaked = sum(s in out for s in page.without)
+            tp, fn = tp + found, fn + len(page.with_) - found
+            fp, tn = fp + leaked, tn + len(page.without) - leaked
+        p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
+        return {"with": tp / max(1, tp + fn), "without": tn / max(1, tn + fp), "p": p, "r": r,
+                "f1": 2 * p * r / (p + r) if p + r else 0.0}
+    triples = [prf(out, page.expected) for page, out in zip(pages, outputs, strict=True)]
+    n = len(triples)
+    return {"p": sum(t[0] for t in triples) / n, "r": sum(t[1] for t in triples) / n,
+            "f1": sum(t[2] for t in triples) / n}
+
+
+def groups(pages: list[Page]) -> dict[str, list[int]]:
+    """Row name -> indices of its pages."""
+    out: dict[str, list[int]] = {}
+    for label, keep in (
+        ("trafilatura set, all", lambda p: p.set == "trafilatura"),
+        ("trafilatura set, en", lambda p: p.set == "trafilatura" and p.lang == "en"),
+        ("readability set, all", lambda p: p.set == "readability"),
+        ("readability set, en", lambda p: p.set == "readability" and p.lang == "en"),
+        ("GNE zh news (chars)", lambda p: p.set == "gne"),
+    ):
+        out[label] = [i for i, p in enumerate(pages) if keep(p)]
+    return out
+
+
+def run(extractor: Callable[[str, str | None], str], pages: list[Page]) -> tuple[list[str], float]:
+    outputs = []
+    start = time.process_time()
+    for page in pages:
+        outputs.append(extractor(page.html, page.url) or "")
+    return outputs, time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="every 4th page only")
+    parser.add_argument("--only", nargs="*", help="extractor names to run (default: all)")
+    parser.add_argument("--split", action="store_true", help="split-half check of ours (odd/even pages)")
+    args = parser.parse_args()
+    if not HTML.is_dir():
+        sys.exit(f"{HTML} is absent: this bench needs the shared test pages")
+    pages = load_pages()
+    if args.quick:
+        pages = pages[::4]
+    names = [n for n in EXTRACTORS if not args.only or any(o in n for o in args.only)]
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    speed: dict[str, float] = {}
+    outputs_of: dict[str, list[str]] = {}
+    for name in names:
+        EXTRACTORS[name](pages[0].html, pages[0].url)  # warm-up: imports, lazy tables
+        outputs, cpu = run(EXTRACTORS[name], pages)
+        outputs_of[name] = outputs
+        speed[name] = len(pages) / cpu
+        results[name] = {}
+        for label, idx in groups(pages).items():
+            results[name][label] = score([pages[i] for i in idx], [outputs[i] for i in idx])
+        print(f"# {name}: {speed[name]:.1f} pages/s", file=sys.stderr, flush=True)
+
+    print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()}, {len(pages)} pages · "
+          "`.venv/bin/python bench/extract.py`\n")
+    header = "| set | metric | " + " | ".join(names) + " |"
+    print(header)
+    print("|---|---|" + "---:|" * len(names))
+    for label, idx in groups(pages).items():
+        metrics = ("with", "without", "p", "r", "f1") if label.startswith("trafilatura") else ("p", "r", "f1")
+        for metric in metrics:
+            cells = [results[n][label].get(metric, float("nan")) for n in names]
+            best = max(cells[1:]) if len(cells) > 1 else cells[0]
+            row = " | ".join(f"**{c:.3f}**" if metric == "f1" and c >= best else f"{c:.3f}" for c in cells)
+            print(f"| {label} ({len(idx)}) | {metric} | {row} |")
+    cells = " | ".join(f"{speed[n]:.1f}" for n in names)
+    print(f"| all pages ({len(pages)}) | pages/s, one core | {cells} |")
+    if "trafilatura default" in speed and names[0] == "lmpipe extract_text":
+        ratios = " | ".join(f"{speed[n] / speed['trafilatura default']:.2f}x" for n in names)
+        print(f"| all pages | speed vs trafilatura default | {ratios} |")
+    if args.split and names[0] == "lmpipe extract_text":
+        print("\nSplit-half check (ours vs best peer, F1 on even / odd pages of each row):\n")
+        print("| set | half | lmpipe | best peer | peer |")
+        print("|---|---|---:|---:|---|")
+        for label, idx in groups(pages).items():
+            for half, part in (("even", idx[0::2]), ("odd", idx[1::2])):
+                sub = [pages[i] for i in part]
+                f1 = {n: score(sub, [outputs_of[n][i] for i in part])["f1"] for n in names}
+                peer = max(names[1:], key=lambda n: f1[n])
+                print(f"| {label} | {half} ({len(part)}) | {f1[names[0]]:.3f} | {f1[peer]:.3f} | {peer} |")
+
+
+if __name__ == "__main__":
+    main()
