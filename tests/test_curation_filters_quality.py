@@ -1,4 +1,4 @@
-"""curation.filters (drop reasons) and curation.quality (scores in [0, 1]) on real and crafted texts."""
+"""curation.filters (drop reasons) on real and crafted texts (the quality scorer: tests/test_quality.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from curation.config import EnglishFilterConfig, FilterConfig
 from curation.filters import check, cjk_fraction, dup_ngram_fraction
-from curation.quality import load
 
 from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
 
@@ -61,24 +60,6 @@ def test_chinese_character_rules() -> None:
 def test_dup_ngram_fraction() -> None:
     assert dup_ngram_fraction(list("abcdefghij"), 3) == 0.0
     assert dup_ngram_fraction(list("abcabc"), 3) == 1.0
-
-
-def test_quality_scores_rank_wiki_above_spam() -> None:
-    scorer = load(None)
-    low = needs(DATA / "quality" / "cs336_quality_fixtures" / "low_quality_cc.txt").read_text(encoding="utf-8")
-    high_score, low_score, empty = scorer.score([wiki_paragraph(), low, ""])
-    assert 0.0 <= low_score < high_score <= 1.0
-    assert empty == 0.0
-
-
-def test_quality_agrees_with_dclm_human_labels_better_than_chance() -> None:
-    path = needs(DATA / "quality" / "dclm_human_quality" / "majority_minus_agreement.jsonl")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    scores = load().score([r["text"] for r in rows])
-    pos = [s for s, r in zip(scores, rows) if r["label"] == 1]
-    neg = [s for s, r in zip(scores, rows) if r["label"] == 0]
-    auc = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
-    assert auc > 0.6, auc  # measured 0.67 on these 218 docs; a learned scorer is a later issue
 
 
 def test_english_c4_and_fineweb_rules() -> None:

@@ -1,0 +1,171 @@
+"""ROC-AUC of the learned quality scorer on human quality labels, next to simpler peers, in one run.
+
+Run:  .venv/bin/python bench/quality.py [--labels FILE.jsonl] [--bootstrap 2000] [--folds 5] [--seeds 3]
+
+On the DCLM human annotations (`../shared/data/quality/dclm_human_quality`, `{text, label}` JSONL; any file of
+that shape can be passed with --labels, e.g. a held-out set) it prints, with a 95 % bootstrap interval:
+
+* lmpipe scorer, k-fold cross-validated: every fitted part that sees labels (combiner, standardisation, and
+  the optional label n-gram classifier) is fitted inside each fold; the reference n-gram classifier sees no
+  labels, so it is fitted once;
+* the shipped default model (`curation.quality.load()`), which was trained on the DCLM labels: in-sample
+  there, a fair held-out number only on other label files;
+* document length alone (characters); the old heuristic score;
+* a plain n-gram classifier alone: ours (hashed uni+bigram logistic regression), DCLM-style (reference text
+  vs raw crawl, no labels) and cross-validated on the labels; and real fastText 0.9.2 (the Debian `fasttext`
+  CLI, `apt-get install fasttext`; the PyPI wheels fail here: `fasttext-wheel` needs numpy<2,
+  `fasttext-numpy2-wheel` trained NaN models, `fasttext-predict` cannot train), same two settings.
+
+It also reports the ChineseWebText clean/dirty sample (20 docs, no cross-validation: nothing is fitted on it).
+CV AUCs are the mean over `--seeds` fold assignments; the interval is the bootstrap of the first seed's
+out-of-fold scores. The reference texts are the ones the shipped model's command uses (curation.quality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from curation import quality  # noqa: E402
+from curation.quality_linear import bootstrap_auc, roc_auc, stratified_folds  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DCLM = SHARED / "quality" / "dclm_human_quality" / "majority_minus_agreement.jsonl"
+ZH = SHARED / "quality" / "chinesewebtext_fasttext_quality"
+POSITIVES = [SHARED / "text" / "en" / "llamafactory_wiki_demo.txt", SHARED / "text" / "zh" / "cmrc2018_wikipedia_contexts.jsonl"]
+NEGATIVES = [*sorted((SHARED / "warc").glob("*.warc.gz")), SHARED / "text" / "en" / "llamafactory_c4_demo.jsonl",
+             SHARED / "text" / "en" / "dolma_cc_en_head-0091.jsonl", SHARED / "text" / "en" / "dolma_cc_en_head-0174.jsonl"]
+
+
+def _fasttext_line(text: str) -> str:
+    return " ".join(text.lower().split())  # fastText reads one document per line
+
+
+class RealFastText:
+    """fastText 0.9.2 through its CLI (supervised, word bigrams, one thread for determinism)."""
+
+    def __init__(self) -> None:
+        self.exe = shutil.which("fasttext")
+
+    def fit_predict(self, train: list[str], y: list[int], test: list[str]) -> np.ndarray:
+        assert self.exe
+        with tempfile.TemporaryDirectory() as tmp:
+            tr, te, model = Path(tmp) / "train.txt", Path(tmp) / "test.txt", Path(tmp) / "model"
+            tr.write_text("".join(f"__label__{'hq' if label else 'lq'} {_fasttext_line(t)}\n" for t, label in zip(train, y)))
+            te.write_text("".join(_fasttext_line(t) + "\n" for t in test))
+            subprocess.run([self.exe, "supervised", "-input", str(tr), "-output", str(model), "-wordNgrams", "2",
+                            "-epoch", "20", "-lr", "0.5", "-dim", "64", "-thread", "1", "-seed", "0", "-verbose", "0"],
+                           check=True, capture_output=True)
+            out = subprocess.run([self.exe, "predict-prob", str(model) + ".bin", str(te), "2"],
+                                 check=True, capture_output=True, text=True).stdout.splitlines()
+        probs = []
+        for line in out:
+            parts = line.split()
+            pairs = dict(zip(parts[::2], map(float, parts[1::2])))
+            probs.append(pairs.get("__label__hq", 1.0 - pairs.get("__label__lq", 0.5)))
+        return np.array(probs)
+
+
+def cv_scores(texts: list[str], y: np.ndarray, fit_predict, folds: int, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out = np.zeros(len(y))
+    for fold in stratified_folds(y, folds, seed):
+        rest = np.setdiff1d(np.arange(len(y)), fold)
+        out[fold] = fit_predict([texts[i] for i in rest], [int(y[i]) for i in rest], [texts[i] for i in fold])
+    return out
+
+
+def row(name: str, y: np.ndarray, scores: list[np.ndarray], n_boot: int) -> dict[str, object]:
+    aucs = [roc_auc(y, s) for s in scores]
+    lo, hi = bootstrap_auc(y, scores[0], n_boot)
+    return {"scorer": name, "auc": float(np.mean(aucs)), "lo": lo, "hi": hi,
+            "spread": float(np.std(aucs)) if len(aucs) > 1 else None}
+
+
+def table(rows: list[dict[str, object]], title: str, n: str) -> str:
+    lines = [f"**{title}** ({n})", "", "| scorer | ROC-AUC | 95% bootstrap CI | sd over CV seeds |", "|---|---|---|---|"]
+    for r in rows:
+        if r.get("note"):
+            lines.append(f"| {r['scorer']} | n/a | {r['note']} | |")
+            continue
+        sd = f"{r['spread']:.3f}" if r["spread"] is not None else ""
+        lines.append(f"| {r['scorer']} | {r['auc']:.3f} | {r['lo']:.3f}-{r['hi']:.3f} | {sd} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--labels", default=str(DCLM), help="JSONL {text, label} (default: DCLM human labels)")
+    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=3, help="fold assignments averaged for the CV rows")
+    args = ap.parse_args()
+    if not Path(args.labels).exists():
+        print(f"labels not found: {args.labels} (shared data absent?)")
+        return 1
+    start = time.perf_counter()
+    texts, labels = quality.read_labels(args.labels)
+    y = np.array(labels, dtype=float)
+    params = quality.TrainParams()
+    pos = [t for p in POSITIVES for t in quality.read_texts(p)]
+    neg = [t for p in NEGATIVES for t in quality.read_texts(p)]
+    ref = quality.fit_reference(pos, neg, params)
+    seeds = range(args.seeds)
+    n_boot = args.bootstrap
+
+    def ours_ngram_cv(train: list[str], yy: list[int], test: list[str]) -> np.ndarray:
+        return quality.NgramLogit.fit(train, np.array(yy, float), params.buckets, params.label_ngram_l2).logits(test)
+
+    rows = [
+        row(f"lmpipe scorer, {args.folds}-fold CV", y,
+            [quality.cross_validated_scores(texts, labels, pos, neg, params, args.folds, s, ref) for s in seeds], n_boot),
+        row("lmpipe scorer + label n-gram classifier, CV", y,
+            [quality.cross_validated_scores(texts, labels, pos, neg, quality.TrainParams(label_ngrams=True),
+                                            args.folds, s, ref) for s in seeds], n_boot),
+        row("shipped default model (in-sample on DCLM labels)", y, [np.array(quality.load().score(texts))], n_boot),
+        row("document length alone (characters)", y, [np.array([len(t) for t in texts], float)], n_boot),
+        row("old heuristic score", y, [np.array([quality.heuristic_score(t) for t in texts])], n_boot),
+        row("our n-gram LR alone, reference vs crawl (no labels)", y, [ref.logits(texts)], n_boot),
+        row("our n-gram LR alone, CV on labels", y, [cv_scores(texts, y, ours_ngram_cv, args.folds, s) for s in seeds],
+            n_boot),
+    ]
+    ft = RealFastText()
+    if ft.exe:
+        ref_texts = pos + neg
+        ref_y = [1] * len(pos) + [0] * len(neg)
+        rows.append(row("real fastText alone, reference vs crawl (no labels)", y,
+                        [ft.fit_predict(ref_texts, ref_y, texts)], n_boot))
+        rows.append(row("real fastText alone, CV on labels", y,
+                        [cv_scores(texts, y, ft.fit_predict, args.folds, s) for s in seeds], n_boot))
+    else:
+        rows.append({"scorer": "real fastText", "note": "CLI not installed (apt-get install fasttext)"})
+    print(table(rows, f"Human quality labels: {Path(args.labels).name}",
+                f"{len(y)} docs, {int(y.sum())} high / {int(len(y) - y.sum())} low"))
+
+    if (ZH / "clean.jsonl").exists():
+        zh = [json.loads(line)["text"] for name in ("clean", "dirty")
+              for line in (ZH / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        zy = np.array([1.0] * 10 + [0.0] * (len(zh) - 10))
+        zrows = [
+            row("shipped default model", zy, [np.array(quality.load().score(zh))], n_boot),
+            row("document length alone (characters)", zy, [np.array([len(t) for t in zh], float)], n_boot),
+            row("old heuristic score", zy, [np.array([quality.heuristic_score(t) for t in zh])], n_boot),
+            row("our n-gram LR alone, reference vs crawl", zy, [ref.logits(zh)], n_boot),
+        ]
+        print()
+        print(table(zrows, "ChineseWebText clean vs dirty sample", f"{len(zh)} docs; nothing fitted on them"))
+    print(f"\n{time.perf_counter() - start:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

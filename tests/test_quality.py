@@ -1,0 +1,159 @@
+"""curation.quality: the learned quality scorer (API contract, save/load, ranking on real text, CV AUC)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation import quality
+from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids
+from curation.quality_linear import bootstrap_auc, fit_logistic, roc_auc, stratified_folds
+
+from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "demo"
+
+
+def _dclm() -> tuple[list[str], list[int]]:
+    return quality.read_labels(needs(DATA / "quality" / "dclm_human_quality" / "majority_minus_agreement.jsonl"))
+
+
+@pytest.fixture(scope="module")
+def default() -> quality.QualityModel:
+    return quality.load(None)
+
+
+def test_shipped_model_contract(default: quality.QualityModel) -> None:
+    assert quality.DEFAULT_MODEL.stat().st_size < 5 * 1024 * 1024
+    texts = ["", " \n\t ", "a", "x" * 300_000, "\x00\x01\ufffd" * 50, "数" * 10_000, "word " * 100_000]
+    scores = default.score(texts)
+    assert len(scores) == len(texts) and all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
+    assert default.score([]) == []
+    assert default.score(texts) == scores  # deterministic
+    assert quality.load().score(texts[:3]) == scores[:3]  # load() == load(None)
+
+
+def test_ranks_reference_text_above_spam(default: quality.QualityModel) -> None:
+    fixtures = DATA / "quality" / "cs336_quality_fixtures"
+    wiki = needs(fixtures / "high_quality_wiki_reference.txt").read_text(encoding="utf-8")
+    spam = needs(fixtures / "low_quality_cc.txt").read_text(encoding="utf-8")
+    zh_wiki = json.loads((DEMO / "text" / "zh_wiki_cmrc2018.jsonl").read_text(encoding="utf-8").splitlines()[0])["text"]
+    zh_spam = "\n".join(f"最新热门电影第{i}集高清在线观看免费下载专区" for i in range(30))
+    s_wiki, s_spam, s_zh_wiki, s_zh_spam = default.score([wiki, spam, zh_wiki, zh_spam])
+    assert s_wiki > s_spam + 0.2, (s_wiki, s_spam)
+    assert s_zh_wiki > s_zh_spam + 0.2, (s_zh_wiki, s_zh_spam)
+
+
+def test_features_are_language_aware() -> None:
+    en = "The committee met on Monday. It agreed to fund the new library, which opens in May.\n" * 3
+    zh = "委员会在周一开会。会议同意为新的图书馆提供资金，图书馆将在五月开放。\n" * 3
+    s_en, s_zh = doc_stats(en), doc_stats(zh)
+    names = list(STAT_NAMES)
+    assert s_en[names.index("cjk")] == 0.0 and s_zh[names.index("cjk")] == 1.0
+    assert s_en[names.index("stop_words")] > 0.2 and s_zh[names.index("stop_words")] > 0.05
+    assert s_en[names.index("dup_line_chars")] > 0.6  # the same line three times
+    assert np.array_equal(doc_stats(""), np.zeros(len(STAT_NAMES)))
+    ids = ngram_ids("中文 text", 1 << 10)
+    assert len(ids) == 3 + 2 and all(0 <= i < 1 << 10 for i in ids)  # 中, 文, text + 2 bigrams
+
+
+def test_linear_tools_match_definitions() -> None:
+    y = np.array([0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.5, 0.4, 0.8, 0.5])
+    pairs = [(p, n) for p in s[y == 1] for n in s[y == 0]]
+    assert roc_auc(y, s) == pytest.approx(sum((p > n) + 0.5 * (p == n) for p, n in pairs) / len(pairs))
+    lo, hi = bootstrap_auc(y, s, n=200)
+    assert 0.0 <= lo <= roc_auc(y, s) <= hi <= 1.0
+    folds = stratified_folds(np.array([0] * 10 + [1] * 5), 5, 0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(15)) and all(len(f) == 3 for f in folds)
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    w, _ = fit_logistic(x, np.array([0.0, 0.0, 1.0, 1.0]), l2=0.01)
+    assert w[0] > 1.0  # separable data: a large positive slope
+
+
+def test_train_save_load_round_trip(tmp_path: Path) -> None:
+    pos = quality.read_texts(DEMO / "text" / "zh_wiki_cmrc2018.jsonl")[:60]
+    pos += quality.read_texts(DEMO / "sft" / "en_instructions_rasbt.json")[:60]
+    neg = quality.read_texts(DEMO / "warc" / "dolma-sample-0000.warc.gz")
+    neg += quality.read_texts(DEMO / "text" / "en_c4.jsonl")[:40]
+    params = quality.TrainParams(buckets=1 << 14)
+    model = quality.train(pos, neg, params=params)
+    assert model.info["fitted_on"] == "reference" and model.lab is None
+    path = model.save(tmp_path / "m.npz")
+    again = quality.load(str(path))
+    probe = [pos[0], neg[0], "", "short"]
+    assert again.score(probe) == model.score(probe)
+    assert again.input_names == model.input_names
+    # Retraining with the same data and seed gives the same model.
+    assert quality.train(pos, neg, params=params).score(probe) == model.score(probe)
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(Exception):
+        quality.load(str(tmp_path / "bad.npz"))
+    with pytest.raises(FileNotFoundError, match="quality model not found"):
+        quality.load(str(tmp_path / "missing.npz"))
+
+
+def test_bad_labels_fail_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "labels.jsonl"
+    bad.write_text('{"text": "a", "label": 3}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="label"):
+        quality.read_labels(bad)
+    bad.write_text('{"text": "a", "label": 1}\nnot json\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="labels.jsonl:2: not JSON"):
+        quality.read_labels(bad)
+    with pytest.raises(ValueError, match="not JSON / JSON Lines"):
+        quality.read_texts(bad)
+    with pytest.raises(FileNotFoundError, match="quality reference file not found"):
+        quality.read_texts(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="both labels"):
+        quality.train(["good text"], ["bad text"], ["a", "b"], [1, 1], quality.TrainParams(buckets=1 << 10))
+
+
+def test_cross_validated_auc_beats_length_on_dclm_labels(default: quality.QualityModel) -> None:
+    """Fits inside each fold; the reference classifier (no labels) is the shipped one. ~150 docs, a few s."""
+    texts, labels = _dclm()
+    rng = np.random.default_rng(0)
+    keep = sorted(rng.choice(len(texts), 150, replace=False))
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    y = np.array(labels)
+    params = quality.TrainParams(label_ngrams=False)
+    scores = quality.cross_validated_scores(texts, labels, [], [], params, folds=5, seed=0, ref=default.ref)
+    ours = roc_auc(y, scores)
+    length = roc_auc(y, np.array([len(t) for t in texts], float))
+    assert ours > length + 0.05, (ours, length)  # bench/quality.py: see bench/RESULTS.md for the full set
+
+
+def test_quality_model_stage_trains_and_quality_stage_uses_it(tmp_path: Path) -> None:
+    """The DAG's pair: quality_model (demo reference text vs the ingested crawl) → quality (scores column)."""
+    from curation.config import IngestConfig, QualityConfig, QualityModelConfig
+    from curation.documents import read_documents
+    from curation.stages import QUALITY_MODEL_NAME, run_ingest, run_quality, run_quality_model
+
+    zh_wiki, c4 = DEMO / "text" / "zh_wiki_cmrc2018.jsonl", DEMO / "text" / "en_c4.jsonl"
+    run_ingest([str(zh_wiki), str(c4)], tmp_path / "ingest", IngestConfig())
+    cfg = QualityModelConfig(positives=[str(zh_wiki)])
+    stats = run_quality_model([str(tmp_path / "ingest")], tmp_path / "qm", cfg)
+    n_c4 = sum(1 for row in read_documents([tmp_path / "ingest"]) if row["source"] == c4.name)
+    # The zh Wikipedia documents were ingested too, but a positives file's documents are never negatives.
+    assert stats["model"] == "trained" and stats["fitted_on"] == "reference" and stats["negatives"] == n_c4
+    model_file = tmp_path / "qm" / QUALITY_MODEL_NAME
+    out = run_quality([str(tmp_path / "ingest")], tmp_path / "quality", QualityConfig(), model_file)
+    assert out["model"] == str(model_file) and out["dropped"] == {} and out["docs_out"] == out["docs_in"]
+    rows = list(read_documents([tmp_path / "quality"]))
+    by_source: dict[str, list[float]] = {}
+    for row in rows:
+        by_source.setdefault(row["source"], []).append(row["quality_score"])
+    assert all(0.0 <= s <= 1.0 for scores in by_source.values() for s in scores)
+    # In-sample, but the point is the wiring: reference text must score above the crawl it was contrasted with.
+    assert np.mean(by_source[zh_wiki.name]) > np.mean(by_source[c4.name])
+    # Every ingested document named as a positive: no negatives is a clear error, before any fitting.
+    with pytest.raises(ValueError, match="no raw-crawl negatives"):
+        run_quality_model([str(tmp_path / "ingest")], tmp_path / "qm3",
+                          QualityModelConfig(positives=[str(zh_wiki), str(c4)]))
+    # Without positives the artifact is the shipped model.
+    assert run_quality_model([str(tmp_path / "ingest")], tmp_path / "qm2", QualityModelConfig())["model"] == "shipped default"
+    assert quality.load(tmp_path / "qm2" / QUALITY_MODEL_NAME).score(["x"]) == quality.load().score(["x"])
