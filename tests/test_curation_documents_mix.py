@@ -60,9 +60,11 @@ def test_mix_is_deterministic_weighted_and_has_val(tmp_path: Path) -> None:
     assert train == read_split(tmp_path / "b", "train") and val == read_split(tmp_path / "b", "val")
     assert val and not ({i for i, _ in train} & {i for i, _ in val})  # no document in both splits
     assert stats_a["dropped"]["low_quality"] == 80  # scores 0.0 and 0.1: 2 in 10
-    en = sum(lang == "en" for _, lang in train + val)
+    en = sum(lang == "en" for _, lang in train)
     zh = sum(lang == "zh" for _, lang in train + val)
-    assert en == 2 * 160  # every kept en doc twice
+    val_en = sum(lang == "en" for _, lang in val)
+    assert en == 2 * (160 - val_en)  # every kept en train doc twice; val documents appear once
+    assert len({i for i, _ in val}) == len(val)
     assert 50 < zh < 110  # about half of the 160 kept zh docs
     assert stats_a["train"]["files"][:2] == ["train-00000.parquet", "train-00001.parquet"]
     shuffled = [i for i, _ in train]
