@@ -1,5 +1,6 @@
-"""Tokenizer bench: our sentencepiece BPE vs a Hugging Face `tokenizers` byte-level BPE vs sentencepiece with
-LLaMA-style settings, trained on the same text at the same vocabulary size, in one run.
+"""Tokenizer bench: our sentencepiece BPE vs a Hugging Face `tokenizers` byte-level BPE (as is, and with every
+digit split like ours) vs sentencepiece with LLaMA-style settings, trained on the same text at the same
+vocabulary size, in one run.
 
     .venv/bin/python bench/tokenizer.py                 # 32K vocabulary, ~2-3 min on 2 cores
     .venv/bin/python bench/tokenizer.py --vocab 8000
@@ -151,6 +152,26 @@ def _train_hf(train_file: Path, out: Path, vocab: int, cap: int) -> None:
     tok.save(str(out / "tokenizer.json"))
 
 
+def _train_hf_digits(train_file: Path, out: Path, vocab: int, cap: int) -> None:
+    """The same HF byte-level BPE, but every digit its own pre-token: the digit policy ours and LLaMA use."""
+    import pyarrow.parquet as pq
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = pq.read_table(train_file, columns=["text"]).column("text").to_pylist()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, min_frequency=2, special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    tok.train_from_iterator(texts, trainer=trainer)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+
+
 def _train_spm_llama(train_file: Path, out: Path, vocab: int, cap: int) -> None:
     """LLaMA's trainer settings (its tokenizer.model's trainer_spec), fed a text file's lines as LLaMA was."""
     import pyarrow.parquet as pq
@@ -168,8 +189,13 @@ def _train_spm_llama(train_file: Path, out: Path, vocab: int, cap: int) -> None:
     )  # fmt: skip
 
 
-TRAINERS = {"ours": _train_ours, "hf": _train_hf, "spm": _train_spm_llama}
-NAMES = {"ours": "ours (lmpipe)", "hf": "HF byte-level BPE", "spm": "sentencepiece LLaMA-style"}
+TRAINERS = {"ours": _train_ours, "hf": _train_hf, "hf-digits": _train_hf_digits, "spm": _train_spm_llama}
+NAMES = {
+    "ours": "ours (lmpipe)",
+    "hf": "HF byte-level BPE",
+    "hf-digits": "HF byte-level BPE, digits split",
+    "spm": "sentencepiece LLaMA-style",
+}
 
 
 def _child(kind: str, train_file: str, out: str, vocab: int, cap: int, queue) -> None:
@@ -199,7 +225,7 @@ def load_codec(kind: str, out: Path):
 
         tok = load(out)
         return (lambda texts: tok.encode_batch(texts, num_threads=1)), tok.decode
-    if kind == "hf":
+    if kind in ("hf", "hf-digits"):
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(out / "tokenizer.json"))
@@ -284,8 +310,8 @@ def main() -> None:
           f"{platform.machine()} {os.cpu_count()} cores  python {platform.python_version()}")  # fmt: skip
     print(f"Training text: {sizes['en']:.1f} MB en + {sizes['zh']:.1f} MB zh. Held out: "
           + ", ".join(f"{k} {sum(len(t.encode()) for t in v) / 1e6:.2f} MB" for k, v in held_out.items()) + "\n")
-    print("| metric | " + " | ".join(NAMES.values()) + " | ours / HF | ours / sentencepiece |")
-    print("|---|" + "---:|" * (len(NAMES) + 2))
+    print("| metric | " + " | ".join(NAMES.values()) + " | ours / HF | ours / HF digits split | ours / sentencepiece |")
+    print("|---|" + "---:|" * (2 * len(NAMES) - 1))
     for metric in results["ours"]:
         values = [results[k][metric] for k in TRAINERS]
         ratios = [values[0] / v if v else float("nan") for v in values[1:]]

@@ -29,11 +29,12 @@ class LangIdConfig(_Config):
         description="Language codes to keep (lid.176 labels, ISO 639-1). Others go to removed/ as lang:<code>.",
     )
     min_score: dict[str, float] = Field(
-        default_factory=lambda: {"zh": 0.5, "en": 0.8},
+        default_factory=lambda: {"zh": 0.5, "en": 0.75},
         description="Minimum `curation.langid.identify` score per language (reason low_lang_score). zh: the Han "
-        "share of letters (0.5 = at least as many Han characters as other-script words). en: fastText probability, "
-        "+0.3 when >= 25% of the words are English function words; 0.8 keeps 0.94 of lingua's English sentences "
-        "and rejects most Latin-script languages lid.176 has no label for (bench/langid.py).",
+        "share of letters (0.5 = at least as many Han characters as other-script words). en: the share of words in "
+        "the English wordlist (alone when >= 0.9 of >= 8 words), else 0.3 x fastText probability + 0.7 x that "
+        "share; 0.75 keeps 0.96 of lingua's English sentences and rejects nearly all Latin-script sentences "
+        "lid.176 calls English (bench/langid.py).",
     )
     default_min_score: float = Field(
         0.5, ge=0.0, le=1.0, description="Minimum probability for kept languages missing from min_score."
@@ -195,24 +196,77 @@ class DedupConfig(_Config):
         return self
 
 
+class QualityModelConfig(_Config):
+    """Train the learned quality scorer (curation.quality): reference text vs raw crawl, + optional labels."""
+
+    positives: list[str] = Field(
+        default_factory=list,
+        description="Curated reference files (high quality: Wikipedia, textbooks, instruction data; JSONL/JSON/"
+        "Parquet/.txt). Empty: the artifact is a copy of the shipped default model (curation/models/).",
+    )
+    labels: str | None = Field(
+        None, description="JSONL of {text, label: 0|1} (e.g. DCLM human labels): fit the combiner on them."
+    )
+    max_negatives: int = Field(
+        5000, ge=1, description="Raw-crawl negatives sampled (seeded) from the ingest output; the ingest documents "
+        "from a file named in positives are never negatives."
+    )
+    combiner_l2: float = Field(0.3, gt=0.0, description="L2 penalty of the combiner (best of 0.001-1 in 5-fold CV).")
+    seed: int = Field(0, description="Seed for sampling and cross-fitting folds.")
+
+
 class QualityConfig(_Config):
     """Add a quality_score column (no drops; thresholds are applied at mix time)."""
 
     model_path: str | None = Field(
-        None, description="Path of a learned quality model (unused for now: the heuristic scorer is used)."
+        None,
+        description="None: score with the quality_model stage's artifact (the shipped model when run_quality is "
+        "called without one); 'default': the shipped curation/models/quality_default.npz; else a model file.",
     )
 
 
 class MixConfig(_Config):
-    """Sample, split and shard the final corpus."""
+    """Sample, split and shard the final corpus (the order of operations is in `curation.mix`)."""
 
     weights: dict[str, float] = Field(
         default_factory=lambda: {"zh": 1.0, "en": 1.0},
         description="Per-language sampling weight: 0.5 keeps a deterministic half, 2 repeats every document twice.",
     )
     default_weight: float = Field(0.0, ge=0.0, description="Weight of languages missing from weights.")
+    source_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-source weight, multiplied with the language weight. Keys: a `source` value (the raw "
+        "input's file name) or an fnmatch pattern (`*.warc.gz`); sources matching no key weigh 1. A key that "
+        "matches no source of the input is an error.",
+    )
     min_quality: float = Field(
         0.0, ge=0.0, le=1.0, description="Drop documents whose quality_score is below this (reason low_quality)."
+    )
+    min_quality_lang: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-language quality thresholds replacing min_quality for that language, e.g. {\"en\": 0.5}.",
+    )
+    top_fraction: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="Keep only this best share of each language by quality_score, after the thresholds "
+        "(0.1 = top 10%; reason below_top_fraction).",
+    )
+    rehydrate: dict[int, float] = Field(
+        default_factory=dict,
+        description="Rehydration by dedup cluster size (FineWeb-2/Zyda-2 style): {min cluster size: weight "
+        "multiplier}; the largest key <= dup_cluster_size applies, e.g. {\"1\": 1, \"2\": 2, \"10\": 3, "
+        "\"1000\": 1} repeats documents that had duplicates but not boilerplate from huge clusters. {} = off.",
+    )
+    token_budget: int | None = Field(
+        None, ge=1,
+        description="Up/down-sample every weight by one factor so that the train split holds about this many "
+        "tokens (estimated from characters with chars_per_token). None = weights as given.",
+    )
+    chars_per_token: dict[str, float] = Field(
+        default_factory=lambda: {"en": 4.0, "zh": 1.4},
+        description="Characters per token used to estimate tokens per language (other languages: 3). en 4.0 and "
+        "zh 1.4 are typical of 32k-150k BPE vocabularies; the demo's 8k tokenizer measures en 2.87, zh 1.07 "
+        "(tokenizer stats languages.*.chars_per_token): set yours for an exact budget.",
     )
     val_fraction: float = Field(
         0.01, ge=0.0, lt=1.0, description="Share of documents (by id hash) held out for validation; at least one."
@@ -222,7 +276,19 @@ class MixConfig(_Config):
 
     @model_validator(mode="after")
     def _weights(self) -> MixConfig:
-        bad = {k: v for k, v in self.weights.items() if v < 0}
-        if bad:
-            raise ValueError(f"mix.weights must be >= 0, got {bad}")
+        for name in ("weights", "source_weights", "rehydrate", "min_quality_lang"):
+            bad = {k: v for k, v in getattr(self, name).items() if v < 0}
+            if bad:
+                raise ValueError(f"mix.{name} must be >= 0, got {bad}")
+        if self.weights and not any(self.weights.values()) and self.default_weight == 0:
+            raise ValueError(f"mix.weights sum to zero ({self.weights}, default_weight 0): every document would be dropped")
+        if self.source_weights and not any(self.source_weights.values()) and "*" in self.source_weights:
+            raise ValueError(f"mix.source_weights sum to zero ({self.source_weights}): every document would be dropped")
+        over = {k: v for k, v in self.min_quality_lang.items() if v > 1}
+        if over:
+            raise ValueError(f"mix.min_quality_lang thresholds must be <= 1 (quality_score is in [0, 1]), got {over}")
+        if any(k < 1 for k in self.rehydrate):
+            raise ValueError(f"mix.rehydrate keys are cluster sizes >= 1, got {sorted(self.rehydrate)}")
+        if any(v <= 0 for v in self.chars_per_token.values()):
+            raise ValueError(f"mix.chars_per_token values must be > 0, got {self.chars_per_token}")
         return self

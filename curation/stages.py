@@ -16,6 +16,7 @@ from typing import Any
 
 from curation import dedup, filters, langid, pii, quality
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
+from curation.config import QualityModelConfig
 from curation.documents import (
     DocumentWriter,
     LazyWriter,
@@ -24,9 +25,9 @@ from curation.documents import (
     read_documents,
     resolve_inputs,
 )
-from curation.extract import extract
+from curation.extract import extract_document
 from curation.mix import mix
-from curation.readers import ReadStats, read_records
+from curation.readers import ReadStats, expand_inputs, read_records, source_name
 
 OUTPUT_NAME = "docs-00000.parquet"
 REMOVED_NAME = "removed/removed-00000.parquet"
@@ -68,23 +69,27 @@ def _inputs(inputs: Sequence[str | Path]) -> list[Path]:
 def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -> dict[str, Any]:
     """Read raw files (WARC/WET/JSONL/Parquet), extract main text from HTML, write documents.
 
-    Drops: empty_text (extraction found no main text), too_short (< cfg.min_chars characters). Records
-    that are not documents (requests, metadata, non-HTML, …) are counted under `read.skipped`.
+    Inputs may be paths, globs, directories or fsspec URLs (`curation.readers.expand_inputs`).
+    Drops: empty_text (extraction found no main text), binary / too_large / unparsable (an HTML payload
+    that is not a page: `curation.extract.extract_document`), too_short (< cfg.min_chars characters).
+    Records that are not documents (requests, metadata, non-HTML, …) are counted under `read.skipped`.
     """
     start = time.perf_counter()
-    paths = [Path(p) for p in inputs]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"input not found: {path} (pass existing WARC, WET, JSONL or Parquet files)")
+    paths = expand_inputs(inputs)
     out = _Outputs(out_dir, {})
     read_stats: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
     damaged = 0
     for path in paths:
         stats = ReadStats()
+        name = source_name(path)
         for record in read_records(path, stats):
+            reason = "empty_text"
             if record["kind"] == "html":
-                text, title = extract(record["content"], record["url"], record["charset"])
+                page = extract_document(record["content"], record["url"], record["charset"])
+                text, title = page.text, page.title
+                if page.reason in ("binary", "too_large", "unparsable", "error"):
+                    reason = page.reason
             else:
                 text, title = record["content"].strip(), record["title"] or ""
             row = {
@@ -94,15 +99,15 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -
                 "text": text,
                 "url": record["url"],
                 "title": record["title"] or title,
-                "source": path.name,
+                "source": name,
             }
             if not text:
-                out.drop(row, "empty_text")
+                out.drop(row, reason)
             elif len(text) < cfg.min_chars:
                 out.drop(row, "too_short")
             else:
                 out.keep(row)
-        read_stats[path.name] = stats.as_dict()
+        read_stats[name] = stats.as_dict()
         skipped.update(stats.skipped)
         damaged += len(stats.damage)
     result = out.close()
@@ -266,11 +271,54 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
 # ------------------------------------------------------------------------------------------ quality
 
 
-def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig) -> dict[str, Any]:
-    """Add the quality_score column (no drops: thresholds are applied at mix time)."""
+QUALITY_MODEL_NAME = "quality_model.npz"
+
+
+def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityModelConfig) -> dict[str, Any]:
+    """Train the quality scorer (`curation.quality.train`) and write `out_dir/quality_model.npz`.
+
+    Positives: the documents of cfg.positives; negatives: up to cfg.max_negatives documents of `inputs` (the
+    ingest output, i.e. the raw crawl), minus those ingested from a positives file; the combiner is fitted on
+    cfg.labels when given. Without positives the shipped default model is copied (documented in the stats).
+    """
+    start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.positives:
+        model = quality.load(None)
+        model.save(out_dir / QUALITY_MODEL_NAME)
+        return {"model": "shipped default", "seconds": round(time.perf_counter() - start, 3)}
+    positives = [t for p in cfg.positives for t in quality.read_texts(p)]
+    positive_files = {Path(p).name for p in cfg.positives}
+    negatives = [row["text"] for row in read_documents(_inputs(inputs))
+                 if row["text"] and row.get("source") not in positive_files]
+    if not positives:
+        raise ValueError(f"quality_model.positives {cfg.positives} hold no document text; name "
+                         "JSONL/JSON/Parquet/.txt files of curated reference text")
+    if not negatives:
+        raise ValueError("quality_model: no raw-crawl negatives (every ingested document comes from a "
+                         "quality_model.positives file); add crawl inputs (WARC, JSONL) to the corpus")
+    labelled, labels = quality.read_labels(cfg.labels) if cfg.labels else (None, None)
+    params = quality.TrainParams(combiner_l2=cfg.combiner_l2, seed=cfg.seed, max_reference_docs=cfg.max_negatives)
+    model = quality.train(positives, negatives, labelled, labels, params)
+    model.info["sources"] = {"positives": sorted(positive_files), "labels": Path(cfg.labels).name if cfg.labels else None}
+    path = model.save(out_dir / QUALITY_MODEL_NAME)
+    return {"model": "trained", "positives": len(positives), "negatives": min(len(negatives), cfg.max_negatives),
+            "labelled": len(labelled or []), "fitted_on": model.info["fitted_on"], "bytes": path.stat().st_size,
+            "top_inputs": {name: round(w, 3) for name, w in model.explain()[:5]},
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
+                model_file: str | Path | None = None) -> dict[str, Any]:
+    """Add the quality_score column (no drops: thresholds are applied at mix time).
+
+    The model: cfg.model_path when set ('default' = the shipped one), else `model_file` (the quality_model
+    artifact, passed by flows.dag), else the shipped default model.
+    """
     start = time.perf_counter()
     files = _inputs(inputs)
-    scorer = quality.load(cfg.model_path)
+    chosen = cfg.model_path if cfg.model_path not in (None, "default") else None
+    scorer = quality.load(chosen if chosen or cfg.model_path == "default" else model_file)
     out = _Outputs(out_dir, {**extra_columns(files), "quality_score": None})
     docs_in = 0
     total = 0.0
@@ -293,6 +341,7 @@ def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig)
     result.update(
         docs_in=docs_in,
         mean_quality=round(total / docs_in, 4) if docs_in else None,
+        model=str(chosen or (model_file if cfg.model_path != "default" and model_file else "shipped default")),
         seconds=round(time.perf_counter() - start, 3),
     )
     return result

@@ -2,6 +2,7 @@
 
     lmpipe run [FLOW] [--preset demo] [--set KEY=VALUE]… [--input PATH]… [--refresh STAGE]… [--from ID]
                [--no-prefect] [--home DIR]          run a flow: pipeline (default), corpus, tokenizer, pretrain, sft
+    lmpipe run corpus --incremental [--input DIR]…  process only new input files into a new corpus version
     lmpipe artifacts [--kind KIND]                  list complete artifacts
     lmpipe show ID                                  print an artifact's manifest
     lmpipe lineage ID                               the tree back to the raw input files, with stats
@@ -9,8 +10,9 @@
     lmpipe chat ID [--system TEXT]                  interactive multi-turn chat with an SFT (or pretrain) model
     lmpipe export ID --out DIR                      write a pretrain/SFT model in Hugging Face Llama format
     lmpipe config [--preset P] [--set K=V]…         print the resolved config
+    lmpipe crawl --seeds FILE --out DIR [...]       crawl seed URLs politely into WARC files (curation/crawl.py)
     lmpipe ui [--port 4200]                         start the Prefect UI on the runs (SQLite, 127.0.0.1)
-    lmpipe serve [--cron EXPR] [FLOW options]       register a scheduled corpus refresh and serve it
+    lmpipe serve [--cron EXPR] [--full] [FLOW options]  register a scheduled (incremental) corpus refresh, serve it
 
 Every user mistake (missing input, unknown stage, unknown config key, unknown artifact id) ends in a one-line
 ``lmpipe: error: …`` naming the fix, exit code 2, no traceback.
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-STAGE_NAMES = ["ingest", "langid", "filter", "dedup", "quality", "mix", "tokenizer", "tokens", "pretrain", "sft"]
+STAGE_NAMES = ["crawl", "ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix", "tokenizer",
+               "tokens", "pretrain", "sft"]  # crawl: only when crawl.seeds / crawl.seeds_file is set
 FLOW_NAMES = ["pipeline", "corpus", "tokenizer", "pretrain", "sft"]
 DEFAULT_PROMPTS = ["什么是机器学习？", "Give three tips for staying healthy."]
 
@@ -60,38 +63,63 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from flows import dag
+    from flows import dag, refresh
     from flows.config import resolve_config
     from storage.lineage import lineage_lines
     from storage.store import ArtifactStore
 
     overrides = _parse_sets(a.set)
-    cfg = resolve_config(a.preset, overrides, a.input or None)  # all user errors surface before any work
+    files = refresh.incremental_inputs(a.flow, a.from_id, a.input) if a.incremental else a.input
+    cfg = resolve_config(a.preset, overrides, files or None)  # all user errors surface before any work
     dag.expand_refresh(a.refresh)
     store = ArtifactStore()
     known = dag.known_from(store, getattr(a, "from_id"))
     dag.check_refresh_from(a.refresh, known)
     dag.stages_after(a.flow, known)
+    if not a.incremental:  # (an incremental mix covers earlier versions' sources too: checked by mix itself)
+        dag.precheck(a.flow, cfg, store, known)  # mix weights/thresholds against inputs and cached scores
 
+    if os.environ.get("PREFECT_API_URL") and not a.no_prefect:  # server mode: one line for a down server or
+        from flows.deploy import check_server                   # wrong credentials, not a 401 traceback
+
+        check_server()
     t0 = time.time()
-    if a.no_prefect:
+    # Embedded mode, nothing to refresh: when every stage's manifest is already complete, starting Prefect's
+    # ephemeral server (8-17 s measured) would only record a run that does nothing. Server mode records it.
+    planned = {} if (a.no_prefect or a.incremental or a.refresh or os.environ.get("PREFECT_API_URL")) \
+        else dag.plan_ids(a.flow, cfg, known)
+    note = ""
+    if planned and all(store.exists(i) for i in planned.values()):
+        results = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
+        results.update({k: {"id": v, "built": False, "seconds": 0.0} for k, v in planned.items()})
+        note = (f"all {len(planned)} stage(s) already complete (manifests in the store): no Prefect run created; "
+                "use --refresh STAGE to recompute, or set PREFECT_API_URL to record runs on a Prefect server")
+    elif a.incremental and a.no_prefect:
+        results = refresh.run_plain(cfg, store, list(cfg.inputs) if files is None else files, a.refresh)
+    elif a.no_prefect:
         results = dag.run_flow_plain(a.flow, cfg, store, a.refresh, a.from_id)
     else:
         from flows.prefect_flows import FLOW_FUNCS
 
+        extra = {"incremental": True} if a.incremental else {}  # the flow re-lists input directories itself
         results = FLOW_FUNCS[a.flow](preset=a.preset, overrides=overrides or None, inputs=a.input or None,
-                                     refresh=a.refresh or None, from_artifact=a.from_id, home=store.url)
+                                     refresh=a.refresh or None, from_artifact=a.from_id, home=store.url, **extra)
     wall = time.time() - t0
+    summary = results.pop("refresh", None)
 
-    print(f"\n{'stage':<10} {'status':<8} {'artifact':<26} seconds")
+    print(f"\n{'stage':<13} {'status':<8} {'artifact':<26} seconds")
     for name in STAGE_NAMES:
         r = results.get(name)
         if r:
             status = "given" if r.get("given") else ("built" if r["built"] else "skipped")
-            print(f"{name:<10} {status:<8} {r['id']:<26} {r['seconds'] if r['built'] else 0:.1f}")
+            print(f"{name:<13} {status:<8} {r['id']:<26} {r['seconds'] if r['built'] else 0:.1f}")
     built = sum(1 for r in results.values() if r.get("built"))
     print(f"{built} stage(s) built, {len(results) - built} skipped or given; wall time {wall:.1f} s "
           f"(artifacts in {store.url})")
+    if note:
+        print(note)
+    if summary:
+        print(refresh.describe(summary))
 
     last = next((results[s]["id"] for s in reversed(STAGE_NAMES) if s in results), None)
     if last and last.split("-")[0] in ("sft", "pretrain") and not a.no_generate:
@@ -105,6 +133,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     if last:
         print("\nLineage of", last)
         print("\n".join(lineage_lines(store, last)))
+    mix_id = (results.get("mix") or {}).get("id")
+    if mix_id and store.exists(mix_id) and (store.local_dir(mix_id) / "report" / "report.md").exists():
+        print(f"\nCorpus report: {store.local_dir(mix_id) / 'report' / 'report.md'}")
     return 0
 
 
@@ -187,6 +218,42 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crawl(a: argparse.Namespace) -> int:
+    """Crawl the seeds into ``--out`` (WARC + crawl-log.jsonl) and print the outcome counts."""
+    from pydantic import ValidationError
+
+    from curation.crawl import CrawlConfig, load_seeds, run_crawl
+    from flows.config import UserError, parse_value
+
+    seeds = load_seeds(a.seeds)  # FileNotFoundError / ValueError: one-line errors
+    values: dict[str, Any] = {k.removeprefix("crawl."): parse_value(v) for k, v in _parse_sets(a.set).items()}
+    flags = {"max_pages": a.max_pages, "max_depth": a.depth, "user_agent": a.user_agent,
+             "same_site": a.same_site or None, "allow_private": a.allow_private or None}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        cfg = CrawlConfig.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise UserError(f"invalid crawl setting '{loc}': {err['msg']}; valid keys: "
+                        + ", ".join(CrawlConfig.model_fields)) from None
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a directory (it is created if missing)")
+    stats = run_crawl(seeds, out, cfg)
+    print(f"{stats['written']} page(s) written from {stats['seeds']} seed(s), {stats['pages_requested']} requested, "
+          f"{stats['requests']} HTTP requests ({stats['retries']} retries), {stats['seconds']:.1f} s")
+    for reason, n in stats["dropped"].items():
+        print(f"  dropped {reason:<20} {n}")
+    print("robots.txt: " + (", ".join(f"{k} {v}" for k, v in stats["robots"].items()) or "none fetched"))
+    for name in stats["warc_files"]:
+        print(f"wrote {out / name}")
+    if not stats["warc_files"]:
+        print("no WARC file written: no page was kept (see the drop reasons above)")
+    print(f"log: {out / 'crawl-log.jsonl'}")
+    return 0
+
+
 def cmd_config(a: argparse.Namespace) -> int:
     from flows.config import resolve_config
 
@@ -215,15 +282,21 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("schedules need a running Prefect server: start `lmpipe ui` in another terminal, then "
                         "export PREFECT_API_URL=http://127.0.0.1:4200/api and run `lmpipe serve` again")
+    from flows import refresh
+
     overrides = _parse_sets(a.set)
-    resolve_config(a.preset, overrides, a.input or None)
+    incremental = a.flow == "corpus" and not a.full  # the scheduled corpus refresh processes new files only
+    resolve_config(a.preset, overrides, (refresh.expand_inputs(a.input) if incremental else a.input) or None)
+    from flows.deploy import check_server
+
+    check_server()
     from flows.prefect_flows import FLOW_FUNCS
 
     fl = FLOW_FUNCS[a.flow] if a.flow in FLOW_FUNCS else None
     if fl is None:
         raise UserError(f"unknown flow '{a.flow}'; flows are: {', '.join(FLOW_NAMES)}")
     params = {"preset": a.preset, "overrides": overrides or None, "inputs": [os.path.abspath(p) for p in a.input] or None,
-              "home": os.environ["LMPIPE_HOME"]}
+              "home": os.environ["LMPIPE_HOME"], **({"incremental": True} if incremental else {})}
     print(f"serving '{a.flow}' as deployment '{a.name}' on cron '{a.cron}' (one run at a time); Ctrl-C stops",
           flush=True)
     # global_limit=1: one refresh at a time, a late one waits instead of racing the previous one.
@@ -250,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"recompute STAGE and everything downstream; stages: {', '.join(STAGE_NAMES)}, all")
     r.add_argument("--from", dest="from_id", metavar="ID", help="start downstream of this artifact")
     r.add_argument("--no-prefect", action="store_true", help="run the same DAG as plain function calls")
+    r.add_argument("--incremental", action="store_true",
+                   help="corpus only: process just the input files (a directory: its files) that no earlier "
+                        "corpus version covers and make a new version (see flows/refresh.py)")
     r.add_argument("--no-generate", action="store_true", help="skip the sample generation at the end")
     r.set_defaults(func=cmd_run)
 
@@ -280,6 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("--out", required=True, help="output directory")
     s.set_defaults(func=cmd_export)
+    s = sub.add_parser("crawl", help="crawl seed URLs into WARC files (robots.txt obeyed, polite per host)")
+    s.add_argument("--seeds", required=True, metavar="FILE", help="text file of seed URLs, one per line")
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory (WARC files, crawl-log.jsonl)")
+    s.add_argument("--max-pages", type=int, metavar="N", help="page budget (default 100)")
+    s.add_argument("--depth", type=int, metavar="N", help="maximum link depth from the seeds (default 2)")
+    s.add_argument("--same-site", action="store_true", help="follow only links on the seeds' sites")
+    s.add_argument("--allow-private", action="store_true", help="allow private and loopback addresses")
+    s.add_argument("--user-agent", help="User-Agent header (its first token is matched in robots.txt)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any crawl setting, e.g. --set per_host_delay=2 (see `lmpipe config`, section crawl)")
+    s.set_defaults(func=cmd_crawl)
     s = sub.add_parser("config", help="print the resolved config")
     config_args(s)
     s.set_defaults(func=cmd_config)
@@ -287,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("flow", nargs="?", default="corpus", help=f"one of: {', '.join(FLOW_NAMES)} (default corpus)")
     s.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: daily at 03:00)")
     s.add_argument("--name", default="scheduled-refresh", help="deployment name")
+    s.add_argument("--full", action="store_true", help="corpus: every run recomputes from all inputs instead of "
+                   "the default incremental refresh (new input files only, a new corpus version)")
     config_args(s)
     s.set_defaults(func=cmd_serve)
     s = sub.add_parser("ui", help="start the Prefect UI (127.0.0.1)")

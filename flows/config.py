@@ -18,6 +18,8 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
+from curation.config import QualityModelConfig
+from curation.crawl import CrawlConfig
 from model.config import PretrainConfig, SFTConfig
 from tokenizer.config import TokenizerConfig, TokensConfig
 
@@ -40,12 +42,14 @@ class PipelineConfig(BaseModel):
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     mix: MixConfig = Field(default_factory=MixConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     tokens: TokensConfig = Field(default_factory=TokensConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    crawl: CrawlConfig = Field(default_factory=CrawlConfig, description="Optional crawl stage (runs only with seeds).")
 
 
 def _demo_files(sub: str, pattern: str) -> list[str]:
@@ -57,6 +61,10 @@ def demo() -> dict[str, Any]:
     return {
         "inputs": _demo_files("warc", "*.warc.gz") + _demo_files("text", "*.jsonl"),
         "sft_data": _demo_files("sft", "*.json"),
+        # DCLM-style quality classifier: curated text (zh Wikipedia, zh/en instructions) vs the raw crawl.
+        "quality_model": {"positives": [str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
+                                        str(DEMO_DIR / "sft" / "en_instructions_rasbt.json"),
+                                        str(DEMO_DIR / "sft" / "zh_alpaca_demo.json")]},
         # 5% validation (~30 docs) so val loss / bits-per-byte mean something at demo scale.
         "mix": {"val_fraction": 0.05},
     }
@@ -69,10 +77,12 @@ def tiny() -> dict[str, Any]:
                    str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
                    str(DEMO_DIR / "text" / "en_c4.jsonl")],
         "sft_data": [str(DEMO_DIR / "sft" / "identity_zh_en.json")],
+        "quality_model": {"positives": [str(DEMO_DIR / "text" / "zh_wiki_cmrc2018.jsonl"),
+                                        str(DEMO_DIR / "sft" / "en_instructions_rasbt.json")]},
         "mix": {"val_fraction": 0.05},
         "pretrain": {"depth": 1, "steps": 20, "batch_size": 4, "seq_len": 64, "eval_every": 10,
                      "eval_batches": 1, "warmup_steps": 2},
-        "sft": {"steps": 5, "batch_size": 4, "max_len": 96, "warmup_steps": 1, "eval_batches": 1},
+        "sft": {"steps": 5, "batch_size": 4, "max_len": 64, "warmup_steps": 1, "eval_batches": 1},
     }
 
 
@@ -129,8 +139,16 @@ def resolve_config(preset: str = "demo", overrides: dict[str, Any] | None = None
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         raise UserError(f"invalid config value for '{loc}': {err['msg']}; see `lmpipe config` for the defaults") from None
-    check_paths(cfg.inputs, "input")
+    crawling = bool(cfg.crawl.seeds or cfg.crawl.seeds_file)
+    if cfg.inputs or not crawling:  # a crawl may be the only raw input
+        check_paths(cfg.inputs, "input")
+    if cfg.crawl.seeds_file:
+        check_paths([cfg.crawl.seeds_file], "crawl seeds")
     check_paths(cfg.sft_data, "SFT data")
+    if cfg.quality_model.positives:
+        check_paths(cfg.quality_model.positives, "quality_model.positives")
+    if cfg.quality_model.labels:
+        check_paths([cfg.quality_model.labels], "quality_model.labels")
     return cfg
 
 

@@ -5,10 +5,11 @@ compute the same artifact ids and decide "already done" the same way: by the man
 Prefect's cache.
 
     ingest ─► langid ─► filter ─► dedup ─► quality ─► mix ─► tokenizer ─► tokens ─► pretrain ─► sft
-                                                        └─────────────────────────┘ (tokens reads mix too)
+     └───────────────────────► quality_model ─┘        └─────────────────────┘ (tokens reads mix too)
 
 Each stage's artifact id covers: the stage's code version, its config section, and its parents' ids; the
-``ingest`` stage also covers the name and SHA-256 of each raw input, and ``sft`` those of the instruction data.
+``ingest`` stage also covers the name and SHA-256 of each raw input, ``sft`` those of the instruction data and
+``quality_model`` those of its reference and label files.
 """
 
 from __future__ import annotations
@@ -33,21 +34,39 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "1", ()),
-    Stage("langid", "2", ("ingest",)),  # 2: script rules in front of lid.176
+    Stage("ingest", "2", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs
+    Stage("langid", "3", ("ingest",)),  # 3: single-script rules, en score blended with an English wordlist
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "2", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index
-    Stage("quality", "1", ("dedup",)),
-    Stage("mix", "1", ("quality",)),
+    Stage("quality_model", "1", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels)
+    Stage("quality", "2", ("dedup", "quality_model")),  # 2: scores with the learned model
+    Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
     Stage("tokenizer", "2", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
     Stage("sft", "1", ("pretrain",)),
 ]}
 ORDER = list(STAGES)
+# The optional source stage: it exists in a run only when `crawl.seeds` or `crawl.seeds_file` is set; then its
+# WARC files are extra `ingest` inputs and its id is ingest's parent. Kept out of STAGES/ORDER so that runs
+# without seeds have exactly the stages and artifact ids they had before (curation/crawl.py).
+CRAWL = Stage("crawl", "1", ())
+
+
+def _stage(name: str) -> Stage:
+    return CRAWL if name == CRAWL.name else STAGES[name]
+
+
+def crawl_enabled(cfg: PipelineConfig) -> bool:
+    return bool(cfg.crawl.seeds or cfg.crawl.seeds_file)
+
+
+def with_crawl(names: list[str], cfg: PipelineConfig) -> list[str]:
+    """``names`` with ``crawl`` in front when it is configured and ``ingest`` is among them."""
+    return [CRAWL.name, *names] if crawl_enabled(cfg) and "ingest" in names else names
 
 FLOWS: dict[str, list[str]] = {
-    "corpus": ["ingest", "langid", "filter", "dedup", "quality", "mix"],
+    "corpus": ["ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix"],
     "tokenizer": ["tokenizer", "tokens"],
     "pretrain": ["pretrain"],
     "sft": ["sft"],
@@ -73,7 +92,10 @@ def expand_refresh(refresh: list[str] | None) -> set[str]:
     out: set[str] = set()
     for r in refresh or []:
         if r == "all":
-            return set(ORDER)
+            return set(ORDER) | {CRAWL.name}
+        if r == CRAWL.name:  # crawl again: the web changed, the config did not
+            out |= {CRAWL.name} | downstream("ingest")
+            continue
         if r not in STAGES:
             raise UserError(f"unknown stage '{r}'; stages are: {', '.join(ORDER)} (or 'all')")
         out |= downstream(r)
@@ -85,7 +107,11 @@ def known_from(store: ArtifactStore, from_artifact: str | None) -> dict[str, str
     if not from_artifact:
         return {}
     try:
-        return {m.kind: m.id for m in store.ancestors(from_artifact) if m.kind in STAGES}
+        known: dict[str, str] = {}
+        for m in store.ancestors(from_artifact):  # the artifact itself comes first: it wins over older ones
+            if m.kind in STAGES:  # of its kind (a corpus version's parents include the previous mix)
+                known.setdefault(m.kind, m.id)
+        return known
     except ArtifactNotFound as e:
         raise UserError(str(e)) from None
 
@@ -117,7 +143,7 @@ def _file_digests(paths: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
 
 def stage_identity(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """(config that goes into the id, parent ids, raw inputs for the manifest) of one stage."""
-    stage = STAGES[name]
+    stage = _stage(name)
     missing = [p for p in stage.parents if p not in ids]
     if missing:
         raise UserError(f"stage '{name}' needs the '{missing[0]}' artifact first; run its flow or pass --from ID")
@@ -125,15 +151,37 @@ def stage_identity(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> tuple
     raw: list[dict[str, Any]] = []
     if name == "ingest":
         conf["inputs"], raw = _file_digests(cfg.inputs)
+        if crawl_enabled(cfg):  # the crawl's id (planned from its config when not run yet) is ingest's parent
+            return conf, [ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {})], raw
+    elif name == CRAWL.name and cfg.crawl.seeds_file:
+        conf["seeds_file"], raw = _file_digests([cfg.crawl.seeds_file])
     elif name == "sft":
         conf["data"], raw = _file_digests(cfg.sft_data)
+    elif name == "quality_model":  # reference and label files count by content, not by path
+        conf["positives"], raw = _file_digests(cfg.quality_model.positives)
+        if cfg.quality_model.labels:
+            conf["labels"], labels_raw = _file_digests([cfg.quality_model.labels])
+            raw += labels_raw
     return conf, [ids[p] for p in stage.parents], raw
 
 
 def planned_id(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> str:
     conf, parents, _ = stage_identity(name, cfg, ids)
     from storage.store import compute_id
-    return compute_id(name, STAGES[name].version, conf, parents)
+    return compute_id(name, _stage(name).version, conf, parents)
+
+
+def plan_ids(flow: str, cfg: PipelineConfig, known: dict[str, str]) -> dict[str, str]:
+    """The id each stage of ``flow`` after ``known`` will have, before anything runs.
+
+    Ids depend on config, code version and parent ids only, never on outputs, so the whole flow can be planned
+    up front: a stage whose planned id has a complete manifest (and is not refreshed) needs no work at all.
+    """
+    ids = dict(known)
+    names = with_crawl(stages_after(flow, known), cfg)
+    for name in names:
+        ids[name] = planned_id(name, cfg, ids)
+    return {name: ids[name] for name in names}
 
 
 def _run_subprocess(module: str, args: list[str], nproc: int = 1) -> dict[str, Any]:
@@ -153,7 +201,7 @@ def _run_subprocess(module: str, args: list[str], nproc: int = 1) -> dict[str, A
 
 def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str]) -> Callable[[Path], dict[str, Any]]:
     """The function that fills an artifact directory for stage ``name`` (calls the plain library)."""
-    parents = {p: store.get(ids[p]) for p in STAGES[name].parents}
+    parents = {p: store.get(ids[p]) for p in _stage(name).parents}
 
     def parquet_of(m: Manifest) -> list[str]:
         local = store.local_dir(m.id)
@@ -164,8 +212,20 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
         from curation import stages as cs
 
         fn = getattr(cs, f"run_{name}")
+        if name == "quality":
+            model = store.local_dir(ids["quality_model"]) / cs.QUALITY_MODEL_NAME
+            return lambda out: cs.run_quality(parquet_of(parents["dedup"]), out, cfg.quality, model)
         inputs = list(cfg.inputs) if name == "ingest" else parquet_of(parents[STAGES[name].parents[0]])
+        if name == "ingest" and crawl_enabled(cfg):
+            crawl = store.get(ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {}))
+            inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]
+        if name == "mix":
+            return lambda out: _mix_with_report(inputs, out, cfg, store, ids)
         return lambda out: fn(inputs, out, getattr(cfg, name))
+    if name == CRAWL.name:
+        from curation.crawl import config_seeds, run_crawl
+
+        return lambda out: run_crawl(config_seeds(cfg.crawl), out, cfg.crawl)
     if name == "tokenizer":
         from tokenizer.stages import run_tokenizer
 
@@ -190,11 +250,53 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
     raise UserError(f"unknown stage '{name}'")
 
 
+def _mix_with_report(inputs: list[str], out: Path, cfg: PipelineConfig, store: ArtifactStore,
+                     ids: dict[str, str]) -> dict[str, Any]:
+    """The mix stage plus its corpus report in ``out/report/`` (``curation.report``), fed the upstream stats."""
+    import time
+
+    from curation import report
+    from curation.stages import run_mix
+
+    stats = run_mix(inputs, out, cfg.mix)
+    start = time.perf_counter()
+    ancestors = sorted(store.ancestors(ids[STAGES["mix"].parents[0]]),
+                       key=lambda m: ORDER.index(m.kind) if m.kind in ORDER else -1)  # crawl first
+    upstream = [(m.kind, m.id, m.stats) for m in ancestors]
+    thresholds = {lang: cfg.mix.min_quality_lang.get(lang, cfg.mix.min_quality) for lang in stats.get("by_lang", {})}
+    stats["report"] = report.write_report(out, inputs, stats, upstream, thresholds,
+                                          cfg.mix.model_dump(mode="json"))
+    stats["report"]["seconds"] = round(time.perf_counter() - start, 3)
+    return stats
+
+
+def precheck(flow: str, cfg: PipelineConfig, store: ArtifactStore, known: dict[str, str]) -> None:
+    """Check the mix config before any stage runs: source names against the raw inputs, and (when the
+    ``quality`` artifact it will read already exists) weights and thresholds against its documents."""
+    if "mix" not in stages_after(flow, known) or (crawl_enabled(cfg) and "ingest" not in known):
+        return  # crawled WARCs exist only after the crawl: then mix checks itself before reading documents
+    from curation.mix import check_input, check_sources
+    from curation.documents import resolve_inputs
+
+    ids = dict(known)
+    sources = ([os.path.basename(i["path"]) for i in store.get(ids["ingest"]).inputs] if "ingest" in ids
+               else [os.path.basename(p) for p in cfg.inputs])
+    try:
+        check_sources(cfg.mix, sources)
+        for name in FLOWS["corpus"][:-1]:
+            ids.setdefault(name, planned_id(name, cfg, ids))
+        parent = ids[STAGES["mix"].parents[0]]
+        if store.exists(parent):
+            check_input(resolve_inputs([store.local_dir(parent)]), cfg.mix)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str], refresh: bool,
               flow_run_id: str | None = None) -> tuple[Manifest, bool]:
     """Compute (or find) one stage's artifact. Returns ``(manifest, built)``."""
     conf, parents, raw = stage_identity(name, cfg, ids)
-    return store.build(name, STAGES[name].version, conf, parents, _compute(name, cfg, store, ids),
+    return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids),
                        inputs=raw, refresh=refresh, flow_run_id=flow_run_id)
 
 
@@ -207,10 +309,11 @@ def run_flow_plain(flow: str, cfg: PipelineConfig, store: ArtifactStore, refresh
     store.clean_tmp()
     known = known_from(store, from_artifact)
     check_refresh_from(refresh, known)
+    precheck(flow, cfg, store, known)
     force = expand_refresh(refresh)
     ids = dict(known)
     results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
-    for name in stages_after(flow, known):
+    for name in with_crawl(stages_after(flow, known), cfg):
         m, built = run_stage(name, cfg, store, ids, name in force)
         ids[name] = m.id
         results[name] = {"id": m.id, "built": built, "seconds": m.seconds}

@@ -6,11 +6,15 @@ the CLI does:
 
 * ``preset``: config preset name (``demo``, ``tiny``); ``overrides``: ``{"pretrain.steps": "50"}``;
 * ``inputs``: raw input paths replacing the preset's; ``refresh``: stages to recompute (plus what depends
-  on them); ``from_artifact``: start downstream of that artifact; ``home``: the artifact store root.
+  on them); ``from_artifact``: start downstream of that artifact; ``home``: the artifact store root;
+  ``incremental`` (corpus only): process only new input files into a new corpus version (``flows.refresh``).
 
 Skipping is decided by the manifests in the store (``flows.dag``); Prefect's own task cache is off, since a
-cached Prefect result can point at a deleted file. Each stage publishes a markdown artifact (manifest summary,
-parents) and a table artifact (its stats) on the flow run.
+cached Prefect result can point at a deleted file. Ids are planned before anything runs, so a stage whose
+manifest is complete gets no task run, and a section with nothing to do no subflow run (docs/LOG.md: ~0.6 s per
+task run on the ephemeral server); their manifests are still published, marked skipped. Each stage publishes a markdown artifact (manifest summary,
+parents) and a table artifact (its stats) on the flow run; ``mix`` also the corpus report (``mix-report``),
+``pretrain``/``sft`` their metrics and loss curve (``pretrain-training``, ``sft-training``).
 
 Run: ``lmpipe run pipeline`` (see ``flows.cli``), or ``python -m flows.prefect_flows`` for the demo.
 """
@@ -18,6 +22,7 @@ Run: ``lmpipe run pipeline`` (see ``flows.cli``), or ``python -m flows.prefect_f
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -55,7 +60,7 @@ def _flatten(stats: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
     return rows
 
 
-def publish(m: Manifest, built: bool) -> None:
+def publish(m: Manifest, built: bool, report_dir: Path | None = None) -> None:
     """Mirror a manifest into the Prefect UI: a markdown summary and a stats table."""
     status = "built" if built else "skipped (artifact already complete)"
     parents = "\n".join(f"- `{p}`" for p in m.parents) or "- (raw inputs)"
@@ -68,6 +73,22 @@ def publish(m: Manifest, built: bool) -> None:
     rows = _flatten(m.stats)
     if rows:
         create_table_artifact(table=rows, key=_key(f"{m.kind}-stats"), description=f"{m.kind} stats")
+    if report_dir is not None and (report_dir / "report.md").exists():
+        # The corpus report with its PNGs inlined as data URIs: the UI renders markdown images as <img src>,
+        # and a local file path would not load in the browser (see curation.report).
+        from curation.report import embedded
+
+        create_markdown_artifact(markdown=embedded(report_dir), key=_key(f"{m.kind}-report"),
+                                 description=f"corpus report of {m.id} (also in {report_dir})")
+
+
+def publish_training(m: Manifest, model_dir: Path) -> None:
+    """Pretrain/SFT: the metrics table and the loss curve (loss.png inlined as a data URI, see model.report)."""
+    from model.report import training_markdown
+
+    md = training_markdown(model_dir, f"{m.kind} `{m.id}`: loss curve and metrics")
+    if md is not None:
+        create_markdown_artifact(markdown=md, key=_key(f"{m.kind}-training"), description=f"{m.kind} loss curve")
 
 
 def _stage_fn(name: str):
@@ -77,7 +98,9 @@ def _stage_fn(name: str):
         store = ArtifactStore(home)
         m, built = dag.run_stage(name, cfg, store, ids, refresh, flow_run_id=_flow_run_id())
         get_run_logger().info("%s %s %s (%s)", name, "built" if built else "skipped", m.id, summarize_stats(m.stats))
-        publish(m, built)
+        publish(m, built, store.local_dir(m.id) / "report" if name == "mix" else None)
+        if name in ("pretrain", "sft"):
+            publish_training(m, store.local_dir(m.id))
         return {"id": m.id, "built": built, "seconds": m.seconds}
 
     run.__name__ = f"{name}_stage"
@@ -86,30 +109,70 @@ def _stage_fn(name: str):
 
 
 # One task per stage. Retries are for transient failures (I/O); the stage itself is idempotent.
-TASKS = {name: task(_stage_fn(name), name=name, cache_policy=NO_CACHE, retries=0) for name in dag.ORDER}
+TASKS = {name: task(_stage_fn(name), name=name, cache_policy=NO_CACHE, retries=0)
+         for name in [*dag.ORDER, dag.CRAWL.name]}
 
 
 def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None,
                  refresh: list[str] | None, from_artifact: str | None, home: str | None) -> dict[str, Any]:
     """Run one section's stages as tasks; returns ``{stage: {"id", "built", "seconds"}}`` incl. given ones."""
-    resolve_config(preset, overrides, inputs)  # fail fast on bad config
+    cfg = resolve_config(preset, overrides, inputs)  # fail fast on bad config
     store = ArtifactStore(home)
     store.clean_tmp()
     known = dag.known_from(store, from_artifact)
     force = dag.expand_refresh(refresh)
     ids = dict(known)
     results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
-    for name in dag.stages_after(flow_name, known):
-        results[name] = TASKS[name](preset, overrides, inputs, home, dict(ids), name in force)
+    # A stage whose planned id already has a complete manifest gets no Prefect task (a task run is several API
+    # round trips; docs/LOG.md has the numbers): its manifest is published on the flow run ("skipped") instead.
+    planned = dag.plan_ids(flow_name, cfg, known)
+    for name in dag.with_crawl(dag.stages_after(flow_name, known), cfg):  # crawl: only with seeds
+        if name not in force and store.exists(planned[name]):
+            m = store.get(planned[name])
+            publish(m, False)
+            results[name] = {"id": m.id, "built": False, "seconds": m.seconds}
+        else:
+            results[name] = TASKS[name](preset, overrides, inputs, home, dict(ids), name in force)
         ids[name] = results[name]["id"]
+    return results
+
+
+def _run_incremental(preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None,
+                     refresh: list[str] | None, from_artifact: str | None, home: str | None) -> dict[str, Any]:
+    """One corpus refresh (``flows.refresh``): the delta's stages as tasks, then the new version."""
+    from flows import refresh as refresh_mod
+
+    files = refresh_mod.incremental_inputs("corpus", from_artifact, inputs)  # directories re-listed now
+    cfg = resolve_config(preset, overrides, files or None)
+    store = ArtifactStore(home)
+    store.clean_tmp()
+
+    def stage(name: str, stage_cfg: Any, ids: dict[str, str], force: bool) -> dict[str, Any]:
+        delta_overrides = {**(overrides or {}), **refresh_mod.stage_overrides(stage_cfg)}
+        return TASKS[name](preset, delta_overrides, list(stage_cfg.inputs), home, ids, force)
+
+    results = refresh_mod.run_incremental(
+        store, cfg, list(cfg.inputs) if files is None else files, stage, refresh, flow_run_id=_flow_run_id(),
+        on_version=lambda m, built: publish(m, built, store.local_dir(m.id) / "report"))
+    line = refresh_mod.describe(results["refresh"])
+    get_run_logger().info(line)
+    create_markdown_artifact(markdown=f"## Corpus refresh\n\n{line}\n", key="corpus-refresh",
+                             description="what this refresh processed")
     return results
 
 
 @flow(name="corpus", log_prints=True)
 def corpus_flow(preset: str = "demo", overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
                 refresh: list[str] | None = None, from_artifact: str | None = None,
-                home: str | None = None) -> dict[str, Any]:
-    """Raw WARC/JSONL → extracted, language-identified, filtered, deduplicated, scored, mixed Parquet."""
+                home: str | None = None, incremental: bool = False) -> dict[str, Any]:
+    """Raw WARC/JSONL → extracted, language-identified, filtered, deduplicated, scored (quality model trained in
+    the ``quality_model`` task: reference text vs the raw crawl), mixed Parquet.
+
+    ``incremental=True`` (the scheduled refresh): only the input files that no corpus version covers yet (a
+    directory input is re-listed at each run) are processed, into a new corpus version (``flows.refresh``).
+    """
+    if incremental:
+        return _run_incremental(preset, overrides, inputs, refresh, from_artifact, home)
     return _run_section("corpus", preset, overrides, inputs, refresh, from_artifact, home)
 
 
@@ -145,14 +208,25 @@ def pipeline_flow(preset: str = "demo", overrides: dict[str, Any] | None = None,
                   refresh: list[str] | None = None, from_artifact: str | None = None,
                   home: str | None = None) -> dict[str, Any]:
     """The whole DAG: corpus → tokenizer → pretrain → sft, each a subflow; ends with a lineage artifact."""
-    resolve_config(preset, overrides, inputs)
+    cfg = resolve_config(preset, overrides, inputs)
     store = ArtifactStore(home)
     known = dag.known_from(store, from_artifact)
     dag.check_refresh_from(refresh, known)
+    force = dag.expand_refresh(refresh)
     results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
     start = from_artifact
     for section, fl in SECTION_FLOWS.items():
         if not dag.stages_after(section, {k: v["id"] for k, v in results.items()}):
+            continue
+        planned = dag.plan_ids(section, cfg, {k: v["id"] for k, v in results.items()})
+        if not set(planned) & force and all(store.exists(i) for i in planned.values()):
+            # A section with nothing to do gets no subflow run either (a flow run costs ~1-2 s of API calls):
+            # its manifests are published on this run, marked skipped, as _run_section does per stage.
+            for name, aid in planned.items():
+                m = store.get(aid)
+                publish(m, False)
+                results[name] = {"id": aid, "built": False, "seconds": m.seconds}
+            start = results[dag.FLOWS[section][-1]]["id"]
             continue
         out = fl(preset=preset, overrides=overrides, inputs=inputs, refresh=refresh, from_artifact=start, home=home)
         for k, v in out.items():

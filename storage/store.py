@@ -324,6 +324,36 @@ class ArtifactStore:
             f.write(json.dumps(manifest, indent=2, ensure_ascii=False))
         shutil.rmtree(tmp, ignore_errors=True)
 
+    # ---- named refs --------------------------------------------------------------------------------
+    # A ref is a small JSON file ``<root>/refs/<name>.json`` naming an artifact (e.g. ``refs/corpus.json``: the
+    # current corpus version). Artifacts are immutable; refs are the only thing in the store that moves.
+    def ref_path(self, name: str) -> str:
+        return f"{self._root}/refs/{name}.json"
+
+    def read_ref(self, name: str) -> dict[str, Any] | None:
+        """The ref's JSON, or None when it was never written."""
+        path = self.ref_path(name)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+
+    def write_ref(self, name: str, data: dict[str, Any]) -> None:
+        """Replace the ref in one step: local roots write a temporary file and rename it (a reader sees the old
+        ref or the new one, never half of one); on object stores a single PUT is atomic already."""
+        path = self.ref_path(name)
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        if not self.is_local:
+            self.fs.pipe(path, text.encode("utf-8"))
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        part = f"{os.path.dirname(path)}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"  # not .tmp-*: see clean_tmp
+        with open(part, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+
     # ---- lineage -----------------------------------------------------------------------------------
     def ancestors(self, artifact_id: str) -> Iterator[Manifest]:
         """The artifact and every ancestor, each once, depth first."""

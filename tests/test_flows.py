@@ -22,7 +22,7 @@ from storage.lineage import lineage_lines, raw_inputs
 from storage.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = ["ingest", "langid", "filter", "dedup", "quality"]
+CORPUS = ["ingest", "langid", "filter", "dedup", "quality_model", "quality"]
 DOWNSTREAM_OF_MIX = ["mix", "tokenizer", "tokens", "pretrain", "sft"]
 
 
@@ -102,17 +102,47 @@ def test_no_prefect_path_finds_the_same_artifacts(first_run):
     assert not any(r["built"] for r in plain.values())
 
 
+def _task_runs(names: list[str]) -> dict[str, int]:
+    """How many task runs of each name the Prefect API holds."""
+    import anyio
+    from prefect.client.orchestration import get_client
+
+    async def every(client, path: str) -> list[dict]:
+        rows: list[dict] = []
+        while True:  # the API returns at most 200 per call: page through all of them
+            resp = await client._client.post(path, json={"limit": 200, "offset": len(rows)})
+            resp.raise_for_status()
+            rows += resp.json()
+            if len(resp.json()) < 200:
+                return rows
+
+    async def count() -> dict[str, int]:
+        async with get_client() as client:
+            # A subflow call also makes a task run (named after the flow) in its parent: not a stage's task.
+            placeholders = {f["parent_task_run_id"] for f in await every(client, "/flow_runs/filter")}
+            runs = [r["name"].split("-")[0] for r in await every(client, "/task_runs/filter")
+                    if r["id"] not in placeholders]
+            return {n: runs.count(n) for n in names}
+
+    return anyio.run(count)
+
+
 def test_refresh_mix_recomputes_mix_and_downstream_only(first_run):
     from flows.prefect_flows import pipeline_flow
 
     home, results = first_run
     before = _manifest_mtimes(home)
+    tasks_before = _task_runs(CORPUS + DOWNSTREAM_OF_MIX)
     out = pipeline_flow(preset="tiny", home=home, refresh=["mix"])
     after = _manifest_mtimes(home)
     for s in CORPUS:
         assert not out[s]["built"] and after[results[s]["id"]] == before[results[s]["id"]], s
     for s in DOWNSTREAM_OF_MIX:
         assert out[s]["built"] and after[results[s]["id"]] > before[results[s]["id"]], s
+    # Complete stages got no Prefect task (their manifests are published on the flow run); refreshed ones did.
+    tasks_after = _task_runs(CORPUS + DOWNSTREAM_OF_MIX)
+    assert {s: tasks_after[s] - tasks_before[s] for s in CORPUS + DOWNSTREAM_OF_MIX} == {
+        **{s: 0 for s in CORPUS}, **{s: 1 for s in DOWNSTREAM_OF_MIX}}
 
 
 def test_changed_mix_setting_gives_new_ids_downstream_only(first_run):
@@ -189,6 +219,15 @@ def test_cli_run_with_ephemeral_server_then_ui_shows_the_runs(tmp_path):
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "mix" in p.stdout and "Lineage of mix-" in p.stdout and "[raw input]" in p.stdout
+    # The same run again: every manifest is complete, so the CLI answers without starting Prefect (no run).
+    again = subprocess.run([sys.executable, "-m", "flows.cli", "run", "corpus", "--preset", "tiny"],
+                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"all {len(dag.FLOWS['corpus'])} stage(s) already complete" in again.stdout
+    assert "no Prefect run created" in again.stdout
+    status = {ln.split()[0]: ln.split()[1] for ln in again.stdout.splitlines() if ln.split()[:1] == ["ingest"]
+              or ln.split()[:1] == ["mix"]}
+    assert status == {"ingest": "skipped", "mix": "skipped"} and "Lineage of mix-" in again.stdout
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -208,7 +247,7 @@ def test_cli_run_with_ephemeral_server_then_ui_shows_the_runs(tmp_path):
         req = urllib.request.Request(base + "/flow_runs/filter", data=b'{"limit": 50}', method="POST",
                                      headers={"Content-Type": "application/json"})
         runs = json.load(urllib.request.urlopen(req, timeout=10))
-        assert any(r["state_type"] == "COMPLETED" for r in runs) and len(runs) >= 1
+        assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the first run only: the second made none
     finally:
         ui.terminate()
         ui.wait(timeout=30)
@@ -238,6 +277,6 @@ def test_kill_9_during_a_stage_then_rerun_finishes(tmp_path):
     status = {ln.split()[0]: ln.split()[1] for ln in p.stdout.splitlines()
               if ln.split() and ln.split()[0] in dag.ORDER and len(ln.split()) >= 3}
     assert status["pretrain"] == "built" and status["sft"] == "built"
-    assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality", "mix",
+    assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix",
                                                   "tokenizer", "tokens"]), status
     assert len(store.list("pretrain")) == 1 and not list(tmp_path.glob("*/.tmp-*"))
