@@ -460,6 +460,7 @@ def near_duplicate_clusters(
     index_dir: str | Path | None = None,
     update_index: bool = True,
     workers: int = 1,
+    index_matches: set[str] | None = None,
 ) -> dict[str, str]:
     """Map every document id to its cluster id: the id of the document the cluster keeps.
 
@@ -470,7 +471,10 @@ def near_duplicate_clusters(
 
     With `index_dir`, documents are also matched against the persistent index (`DedupIndex`): a new
     document whose cluster contains an indexed document maps to that earlier document's id. With
-    `update_index`, the new batch's kept documents are then added to the index as one segment.
+    `update_index`, the new batch's kept documents are then added to the index as one segment. When
+    `index_matches` is given, the ids of new documents whose cluster matched an indexed document are added
+    to it: that is how a caller tells a document seen again unchanged (same id as the indexed one, so it
+    maps to itself) from a kept one.
     `workers` > 1 computes shingles and signatures in that many processes (batches of 4096 documents,
     at most two per worker in flight); bucketing, verification and clustering stay in this process.
     """
@@ -523,6 +527,8 @@ def near_duplicate_clusters(
                 s_no, k = root_old[r]
                 result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
                 kept[i] = False
+                if index_matches is not None:
+                    index_matches.add(ids[i])
             elif in_cluster[i]:
                 result[ids[i]] = ids[keeper[r]]
                 kept[i] &= keeper[r] == i

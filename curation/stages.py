@@ -222,6 +222,7 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
             if row["id"] == representative[dedup.exact_key(row["text"] or "")]:
                 yield row["id"], row["text"] or ""
 
+    seen_before: set[str] = set()  # representatives whose cluster holds a document of an earlier batch
     clusters = dedup.near_duplicate_clusters(
         representatives(),
         threshold=cfg.threshold,
@@ -233,6 +234,7 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
         rows=cfg.rows,
         index_dir=cfg.index_dir,
         workers=cfg.workers,
+        index_matches=seen_before,
     )
     cluster_size: Counter[str] = Counter()
     for key, rep in representative.items():
@@ -249,8 +251,10 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
             continue
         rep = representative[key]
         survivor = clusters[rep]
-        matched_index += survivor not in first_key
-        if row["id"] != rep or row["id"] in emitted:
+        if rep in seen_before:  # the cluster's survivor is in an earlier batch (possibly this very id)
+            matched_index += 1
+            out.drop(row, "near_duplicate", duplicate_of=survivor)
+        elif row["id"] != rep or row["id"] in emitted:
             out.drop(row, "exact_duplicate", duplicate_of=survivor)
         elif survivor != rep:
             out.drop(row, "near_duplicate", duplicate_of=survivor)

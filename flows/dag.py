@@ -37,7 +37,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ingest", "2", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs
     Stage("langid", "3", ("ingest",)),  # 3: single-script rules, en score blended with an English wordlist
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
-    Stage("dedup", "2", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index
+    Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
+    # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     Stage("quality_model", "1", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels)
     Stage("quality", "2", ("dedup", "quality_model")),  # 2: scores with the learned model
     Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/

@@ -190,6 +190,15 @@ def test_run_dedup_with_index_and_duplicate_ids(tmp_path: Path) -> None:
     assert kept == {"n2", "e1"}
     assert stats2["duplicates_of_index"] == 2
 
+    # A page seen again unchanged (same id and text as an indexed document, e.g. a re-crawl) is dropped,
+    # not kept because its cluster's survivor carries its own id.
+    write_documents(_rows([first[7], ("n3", "第三批裡唯一的一首新的詩句在這裡")]), tmp_path / "b3.parquet")
+    stats3 = run_dedup([tmp_path / "b3.parquet"], tmp_path / "out3", cfg)
+    assert {r["id"] for r in read_documents([tmp_path / "out3"])} == {"n3"}
+    removed3 = pq.read_table(tmp_path / "out3" / "removed" / "removed-00000.parquet").to_pylist()
+    assert [(r["id"], r["drop_reason"], r["duplicate_of"]) for r in removed3] == [("p7", "near_duplicate", "p7")]
+    assert stats3["duplicates_of_index"] == 1
+
 
 def test_workers_give_the_same_clusters() -> None:
     docs = _poems() + [(f"v{i}", _variant(t)) for i, (_, t) in enumerate(_poems())] + [("en", EN), ("en2", EN + " x")]
