@@ -132,7 +132,7 @@ def resolve_config(preset: str = "demo", overrides: dict[str, Any] | None = None
     for k, v in (overrides or {}).items():
         apply_override(data, k, parse_value(v) if isinstance(v, str) else v)
     if inputs:
-        data["inputs"] = list(inputs)
+        data["inputs"] = expand_local_inputs(list(inputs))
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as e:
@@ -150,6 +150,47 @@ def resolve_config(preset: str = "demo", overrides: dict[str, Any] | None = None
     if cfg.quality_model.labels:
         check_paths([cfg.quality_model.labels], "quality_model.labels")
     return cfg
+
+
+# Suffixes of the raw files a directory input stands for (what curation.readers reads).
+RAW_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson",
+                ".parquet")
+PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")  # files still being written
+NOT_DOCUMENTS = ("crawl-log.jsonl",)  # `lmpipe crawl --out DIR` writes its log beside the WARC files
+
+
+def raw_files_in(directory: str) -> list[str]:
+    """The raw input files of a directory, sorted, not recursive: known suffixes only; hidden files, files still
+    being written (``*.part``, ``*.tmp``…) and the crawler's log are left out."""
+    out: list[str] = []
+    for name in sorted(os.listdir(directory)):
+        low, full = name.lower(), os.path.join(directory, name)
+        if (not name.startswith(".") and low.endswith(RAW_SUFFIXES) and not low.endswith(PARTIAL_SUFFIXES)
+                and name not in NOT_DOCUMENTS and os.path.isfile(full)):
+            out.append(os.path.abspath(full))
+    return out
+
+
+def expand_local_inputs(inputs: list[str]) -> list[str]:
+    """``--input`` may name files, directories (their non-hidden files) or globs (``crawl/*.warc.gz``): the
+    artifact ids are computed over the files they stand for, in sorted order, so the same files give the same
+    ids however they were named (a directory: see ``raw_files_in``). fsspec URLs are kept as given; a glob or directory that matches nothing is
+    an error (a typo must not become an empty corpus)."""
+    import glob
+
+    files: list[str] = []
+    for item in inputs:
+        if "://" in item or not (glob.has_magic(item) or os.path.isdir(item)):
+            files.append(item)  # a plain path: check_paths reports it when it is missing
+            continue
+        if glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+        else:
+            found = raw_files_in(item)
+        if not found:
+            raise UserError(f"input {item} matches no file; check the pattern or directory")
+        files.extend(found)
+    return files
 
 
 def check_paths(paths: list[str], what: str) -> None:

@@ -46,18 +46,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from flows import dag
-from flows.config import PipelineConfig, UserError
+from flows.config import PipelineConfig, UserError, raw_files_in
 from storage.store import ArtifactNotFound, ArtifactStore, Manifest, sha256_file
 
 REF = "corpus"
-# Suffixes of the raw files a directory input stands for (what curation.readers reads).
-RAW_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson",
-                ".parquet")
-PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
 # The learned quality scorer is trained once (with version 1) and reused by later deltas, so that quality scores,
 # and mix's thresholds and top_fraction over them, mean the same in every delta of a version.
 SHARED_ACROSS_VERSIONS = ("quality_model",)
-NOT_DOCUMENTS = ("crawl-log.jsonl",)  # `lmpipe crawl --out DIR` writes its log beside the WARC files
 
 # (stage name, config of the delta, parent ids, force) -> {"id", "built", "seconds"}
 StageRunner = Callable[[str, PipelineConfig, dict[str, str], bool], dict[str, Any]]
@@ -88,12 +83,7 @@ def expand_inputs(paths: list[str]) -> list[str]:
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            for name in sorted(os.listdir(p)):
-                low = name.lower()
-                full = os.path.join(p, name)
-                if (not name.startswith(".") and low.endswith(RAW_SUFFIXES) and not low.endswith(PARTIAL_SUFFIXES)
-                        and name not in NOT_DOCUMENTS and os.path.isfile(full)):
-                    out.append(os.path.abspath(full))
+            out.extend(raw_files_in(p))
         else:
             out.append(os.path.abspath(p) if "://" not in p else p)
     return out

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows import dag
-from flows.config import resolve_config
+from flows.config import UserError, resolve_config
 from storage.lineage import lineage_lines, raw_inputs
 from storage.store import ArtifactStore
 
@@ -280,3 +280,19 @@ def test_kill_9_during_a_stage_then_rerun_finishes(tmp_path):
     assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix",
                                                   "tokenizer", "tokens"]), status
     assert len(store.list("pretrain")) == 1 and not list(tmp_path.glob("*/.tmp-*"))
+
+
+def test_input_globs_and_directories_expand_to_the_same_files(tmp_path: Path) -> None:
+    """`--input DIR` and `--input 'DIR/*.jsonl'` stand for the files themselves: same config, same ingest id."""
+    for name in ("b.jsonl", "a.jsonl"):
+        (tmp_path / name).write_text('{"text": "hello"}\n', encoding="utf-8")
+    (tmp_path / "crawl-log.jsonl").write_text("{}\n", encoding="utf-8")  # the crawler's log is no document
+    (tmp_path / "c.jsonl.part").write_text("", encoding="utf-8")  # still being written
+    files = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    by_dir = resolve_config("tiny", None, [str(tmp_path)])
+    by_glob = resolve_config("tiny", None, [str(tmp_path / "[ab].jsonl")])
+    by_files = resolve_config("tiny", None, files)
+    assert list(by_dir.inputs) == list(by_glob.inputs) == files
+    assert dag.plan_ids("corpus", by_dir, {})["ingest"] == dag.plan_ids("corpus", by_files, {})["ingest"]
+    with pytest.raises(UserError, match="matches no file"):
+        resolve_config("tiny", None, [str(tmp_path / "*.warc.gz")])

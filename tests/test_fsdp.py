@@ -47,7 +47,7 @@ def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, batches: list[tor
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        out.append(float(loss))
+        out.append(float(loss.detach()))
     return out
 
 
