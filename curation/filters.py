@@ -25,13 +25,15 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
 from curation.config import ChineseFilterConfig, EnglishFilterConfig, FilterConfig, RepetitionFilterConfig
 
 # Gopher's stop-word rule: a real English text contains at least two of these.
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-_ALPHA = re.compile(r"[^\W\d_]")  # any letter, in any script
 _NON_CJK_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]+")
+_ALPHA_WORD = re.compile(r"[^\W\d_]\S*")  # from a word's first letter to its end
 _ASCII = re.compile(r"[\x00-\x7f]+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _ELLIPSIS_END = ("...", "…")
@@ -71,21 +73,33 @@ def dup_line_fractions(lines: Sequence[str]) -> tuple[float, float]:
             dup_chars += len(line)
         else:
             seen.add(line)
-    total_chars = sum(len(line) for line in lines)
+    total_chars = sum(map(len, lines))
     return dup_lines / len(lines), dup_chars / max(1, total_chars)
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> list[str] | list[tuple[str, ...]]:
+    """The n-grams of `tokens` in order: tuples of n tokens, or for a str (a character sequence) substrings,
+    which count and weigh the same (n characters) but cost one object, not n + 1 (6x faster on Chinese)."""
+    if isinstance(tokens, str):
+        return [tokens[i : i + n] for i in range(len(tokens) - n + 1)]
+    # zip over n shifted slices builds the same tuples as tokens[i:i+n] in C, not in a Python loop
+    return list(zip(*(tokens[k:] for k in range(n))))
 
 
 def dup_ngram_fraction(tokens: Sequence[str], n: int) -> float:
     """Share of tokens covered by n-grams that occur more than once (Gopher's duplicate n-gram measure)."""
     if len(tokens) < n:
         return 0.0
-    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    grams = _ngrams(tokens, n)  # this and `top_ngram_fraction` were ~25% of the filter stage
     counts = Counter(grams)
-    covered = bytearray(len(tokens))
-    for i, gram in enumerate(grams):
-        if counts[gram] > 1:
-            covered[i : i + n] = b"\x01" * n
-    return sum(covered) / len(tokens)
+    if len(counts) == len(grams):  # no n-gram repeats (the common case for real prose)
+        return 0.0
+    # Starts of repeated n-grams, then every token they cover, marked with numpy instead of a Python loop.
+    starts = np.flatnonzero(np.fromiter(map(counts.__getitem__, grams), dtype=np.int64, count=len(grams)) > 1)
+    covered = np.zeros(len(tokens), dtype=bool)
+    for k in range(n):
+        covered[starts + k] = True
+    return int(np.count_nonzero(covered)) / len(tokens)
 
 
 def top_ngram_fraction(tokens: Sequence[str], n: int) -> float:
@@ -96,10 +110,10 @@ def top_ngram_fraction(tokens: Sequence[str], n: int) -> float:
     """
     if len(tokens) < n:
         return 0.0
-    gram, count = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)).most_common(1)[0]
+    gram, count = Counter(_ngrams(tokens, n)).most_common(1)[0]
     if count < 2:
         return 0.0
-    return count * sum(len(t) for t in gram) / max(1, sum(len(t) for t in tokens))
+    return count * sum(map(len, gram)) / max(1, sum(map(len, tokens)))
 
 
 def cjk_fraction(text: str) -> float:
@@ -142,7 +156,7 @@ def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFi
     # Gopher quality
     if not cfg.min_words <= len(words) <= cfg.max_words:
         return "word_count"
-    mean_len = sum(len(w) for w in words) / len(words)
+    mean_len = sum(map(len, words)) / len(words)
     if not cfg.min_mean_word_length <= mean_len <= cfg.max_mean_word_length:
         return "mean_word_length"
     symbols = text.count("#") + text.count("...") + text.count("…")
@@ -152,9 +166,11 @@ def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFi
         return "bullet_lines"
     if _fraction(lines, lambda line: line.endswith(_ELLIPSIS_END)) > cfg.max_ellipsis_line_fraction:
         return "ellipsis_lines"
-    if sum(bool(_ALPHA.search(w)) for w in words) / len(words) < cfg.min_alpha_word_fraction:
+    # Words holding a letter, counted in one regex pass over the text: a match starts at a word's first
+    # letter and runs to the word's end (\S and str.split share the definition of whitespace).
+    if len(_ALPHA_WORD.findall(text)) / len(words) < cfg.min_alpha_word_fraction:
         return "alpha_words"
-    lowered = {w.lower().strip(".,;:!?\"'()") for w in words}
+    lowered = {w.lower().strip(".,;:!?\"'()") for w in set(words)}  # distinct words: ~3x fewer to strip
     if len(GOPHER_STOP_WORDS & lowered) < cfg.min_stop_words:
         return "stop_words"
     # C4 document rules
@@ -212,7 +228,7 @@ def check(text: str, lang: str | None, cfg: FilterConfig) -> str | None:
     reason = _check_repetition(text, lines, cfg.repetition)
     if reason:
         return reason
-    lowered = [w.lower() for w in words]
+    lowered = list(map(str.lower, words))
     for n, limit in sorted(cfg.repetition.max_top_word_ngram_fraction.items()):
         if top_ngram_fraction(lowered, n) > limit:
             return f"top_{n}_gram"

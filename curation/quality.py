@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from curation.filters import cjk_fraction, dup_line_fractions, lines_of
-from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids
+from curation.quality_features import MAX_CHARS, STAT_NAMES, doc_stats, ngram_ids, ngram_ids_of, stats_of, units_of
 from curation.quality_linear import count_matrix, fit_logistic, fit_sparse_logistic, sigmoid, stratified_folds
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -165,10 +165,21 @@ class QualityModel:
 
     def inputs(self, texts: list[str]) -> np.ndarray:
         """The combiners' raw inputs (one row per text, columns `input_names`)."""
-        cols = [np.array([doc_stats(t) for t in texts]).reshape(len(texts), len(STAT_NAMES)),
-                self.ref.logits(texts)[:, None]]
-        if self.lab:
-            cols.append(self.lab.logits(texts)[:, None])
+        # Each text is split into units once, for its statistics and for the n-gram ids of both logits
+        # (doc_stats + 2x ngram_ids split and lower-cased every text three times).
+        logits = [self.ref, *([self.lab] if self.lab else [])]
+        stats: list[np.ndarray] = []
+        ids: dict[int, list[list[int]]] = {m.buckets: [] for m in logits}
+        for t in texts:
+            cut = t[:MAX_CHARS]
+            units = units_of(cut)
+            lowered = list(map(str.lower, units))
+            stats.append(stats_of(cut, len(t), units, lowered))
+            for buckets, lists in ids.items():
+                lists.append(ngram_ids_of(lowered, buckets))
+        matrices = {b: count_matrix(lists, b) for b, lists in ids.items()}
+        cols = [np.array(stats).reshape(len(texts), len(STAT_NAMES))]
+        cols += [m.logits_matrix(matrices[m.buckets])[:, None] for m in logits]
         return np.hstack(cols)
 
     def score(self, texts: list[str]) -> list[float]:

@@ -219,7 +219,8 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
             if row["id"] in seen:
                 continue
             seen.add(row["id"])
-            if row["id"] == representative[dedup.exact_key(row["text"] or "")]:
+            # a first occurrence: its key is first_key's (not hashed again; exact_key normalises the text)
+            if row["id"] == representative[first_key[row["id"]]]:
                 yield row["id"], row["text"] or ""
 
     seen_before: set[str] = set()  # representatives whose cluster holds a document of an earlier batch
@@ -245,10 +246,13 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     emitted: set[str] = set()
     matched_index = 0
     for row in read_documents(files):
-        key = dedup.exact_key(row["text"] or "")
-        if row["id"] in emitted and first_key[row["id"]] != key:
-            out.drop(row, "duplicate_id", duplicate_of=row["id"])  # same id, different text: first one wins
-            continue
+        if row["id"] in emitted:  # a later occurrence of the id: hash its own text
+            key = dedup.exact_key(row["text"] or "")
+            if first_key[row["id"]] != key:
+                out.drop(row, "duplicate_id", duplicate_of=row["id"])  # same id, different text: first one wins
+                continue
+        else:
+            key = first_key[row["id"]]
         rep = representative[key]
         survivor = clusters[rep]
         if rep in seen_before:  # the cluster's survivor is in an earlier batch (possibly this very id)
