@@ -187,8 +187,11 @@ def expand_local_inputs(inputs: list[str]) -> list[str]:
             found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
         else:
             found = raw_files_in(item)
+        if not found and glob.has_magic(item):
+            raise UserError(f"input {item} matches no file; check the pattern")
         if not found:
-            raise UserError(f"input {item} matches no file; check the pattern or directory")
+            raise UserError(f"input directory {item} holds no raw input file ({', '.join(RAW_SUFFIXES)}); "
+                            "check the directory")
         files.extend(found)
     return files
 

@@ -190,11 +190,13 @@ def test_cli_user_errors_are_one_line(args, needle, tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_cli_unreadable_input(tmp_path):
+def test_cli_input_directory_without_raw_files(tmp_path):
+    """A directory input stands for its raw files; one with none (here only a non-input file) is an error."""
     d = tmp_path / "adir"
     d.mkdir()
+    (d / "notes.txt").write_text("not an input format", encoding="utf-8")
     p = lmpipe("run", "--input", str(d), home=str(tmp_path))
-    assert p.returncode == 2 and "not a readable file" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "holds no raw input file" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_cli_lists_and_shows(first_run):
