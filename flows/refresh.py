@@ -40,7 +40,6 @@ import datetime as _dt
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -171,35 +170,6 @@ def stage_overrides(c: PipelineConfig) -> dict[str, Any]:
             "crawl.seeds_file": c.crawl.seeds_file}
 
 
-def _unique_inputs(store: ArtifactStore, qualities: list[str], scratch: Path) -> tuple[list[str], int]:
-    """The Parquet files of every delta, in order, without the documents whose id an earlier delta holds.
-
-    Why: a document id is a hash of URL and text, so the same id is the same page seen again (a page crawled
-    again unchanged, a WARC re-issued under a new name). The dedup stage matches it to the index entry with its
-    own id and keeps it (measured: a re-crawled page appeared twice in the version), so the version drops it
-    here. Files without such ids are passed as they are; the rest are filtered copies in ``scratch``.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    seen: set[str] = set()
-    out: list[str] = []
-    dropped = 0
-    for n, q in enumerate(qualities):
-        for f in store.get(q).file_paths(".parquet"):
-            ids = pq.read_table(f, columns=["id"]).column("id").to_pylist()
-            again = [i in seen for i in ids]
-            if any(again):
-                path = scratch / f"{n:05d}-{Path(f).name}"
-                pq.write_table(pq.read_table(f).filter(pa.array([not a for a in again])), path, compression="zstd")
-                out.append(str(path))
-                dropped += sum(again)
-            else:
-                out.append(f)
-            seen.update(ids)
-    return out, dropped
-
-
 def build_version(store: ArtifactStore, cfg: PipelineConfig, p: Plan, delta: str,
                   flow_run_id: str | None = None) -> tuple[Manifest, bool]:
     """The new version: mix over every delta's documents; parents = every delta + the previous version."""
@@ -208,12 +178,12 @@ def build_version(store: ArtifactStore, cfg: PipelineConfig, p: Plan, delta: str
     conf = cfg.mix.model_dump(mode="json")
 
     def fn(out: Path) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="lmpipe-version-") as scratch:
-            inputs, seen_before = _unique_inputs(store, qualities, Path(scratch))
-            stats = dag._mix_with_report(inputs, out, cfg, store, {dag.STAGES["mix"].parents[0]: delta})
+        # A page seen again unchanged (same id as a document of an earlier delta) never reaches here: the delta's
+        # dedup stage matches it against the persistent index and drops it.
+        inputs = [f for q in qualities for f in store.get(q).file_paths(".parquet")]
+        stats = dag._mix_with_report(inputs, out, cfg, store, {dag.STAGES["mix"].parents[0]: delta})
         stats["version"] = {"number": p.version, "previous": p.previous, "deltas": len(qualities),
-                            "new_inputs": [os.path.basename(f) for f in p.new_inputs],
-                            "ids_already_in_earlier_deltas": seen_before}
+                            "new_inputs": [os.path.basename(f) for f in p.new_inputs]}
         return stats
 
     return store.build("mix", dag.STAGES["mix"].version, conf, parents, fn, flow_run_id=flow_run_id)
