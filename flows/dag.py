@@ -221,7 +221,7 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             crawl = store.get(ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {}))
             inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]
         if name == "mix":
-            return lambda out: _mix_with_report(inputs, out, cfg, store, ids)
+            return lambda out: mix_with_report(inputs, out, cfg, store, ids)
         return lambda out: fn(inputs, out, getattr(cfg, name))
     if name == CRAWL.name:
         from curation.crawl import config_seeds, run_crawl
@@ -251,7 +251,7 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
     raise UserError(f"unknown stage '{name}'")
 
 
-def _mix_with_report(inputs: list[str], out: Path, cfg: PipelineConfig, store: ArtifactStore,
+def mix_with_report(inputs: list[str], out: Path, cfg: PipelineConfig, store: ArtifactStore,
                      ids: dict[str, str]) -> dict[str, Any]:
     """The mix stage plus its corpus report in ``out/report/`` (``curation.report``), fed the upstream stats."""
     import time

@@ -181,7 +181,7 @@ def build_version(store: ArtifactStore, cfg: PipelineConfig, p: Plan, delta: str
         # A page seen again unchanged (same id as a document of an earlier delta) never reaches here: the delta's
         # dedup stage matches it against the persistent index and drops it.
         inputs = [f for q in qualities for f in store.get(q).file_paths(".parquet")]
-        stats = dag._mix_with_report(inputs, out, cfg, store, {dag.STAGES["mix"].parents[0]: delta})
+        stats = dag.mix_with_report(inputs, out, cfg, store, {dag.STAGES["mix"].parents[0]: delta})
         stats["version"] = {"number": p.version, "previous": p.previous, "deltas": len(qualities),
                             "new_inputs": [os.path.basename(f) for f in p.new_inputs]}
         return stats
