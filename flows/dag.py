@@ -35,7 +35,7 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ingest", "2", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs
-    Stage("langid", "3", ("ingest",)),  # 3: single-script rules, en score blended with an English wordlist
+    Stage("langid", "4", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
