@@ -42,7 +42,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("quality_model", "1", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels)
     Stage("quality", "2", ("dedup", "quality_model")),  # 2: scores with the learned model
     Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
-    Stage("tokenizer", "2", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/
+    Stage("tokenizer", "3", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9", indentation with the newline, repeated lines once
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
     Stage("sft", "1", ("pretrain",)),

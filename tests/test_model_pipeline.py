@@ -207,7 +207,10 @@ def test_chat_session_keeps_model_and_history(finetuned: Trained, pretrained: Tr
 
     out = io.StringIO()
     assert chat_loop(gen, io.StringIO("hi\n\n/reset\nthere\n"), out, max_new_tokens=8) == 2  # EOF ends
-    assert out.getvalue().count("\n") == 3 and "(history cleared)" in out.getvalue()
+    same = ChatSession(gen, max_new_tokens=8)  # the same turns in process (a reply may itself hold "\n")
+    first_reply = same.send("hi")
+    same.reset()
+    assert out.getvalue() == first_reply + "\n(history cleared)\n" + same.send("there") + "\n"
     raw = io.StringIO()
     assert chat_loop(Generator(pretrained[0]), io.StringIO("The city\n/exit\nignored\n"), raw, chat=False) == 1
 

@@ -19,7 +19,7 @@ import pytest
 import sentencepiece as spm
 
 from tokenizer import SPECIAL_TOKENS, TokenizerConfig, TokensConfig, load, run_tokenizer, run_tokens
-from tokenizer.train import split_lines
+from tokenizer.train import _sample_sentences, split_lines
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "text"
@@ -172,6 +172,8 @@ def test_train_stats(trained):
     _, stats = trained
     assert stats["vocab_size"] == 4096
     assert stats["sentences_used"] == stats["sentences_seen"] > 1000  # below the 200k cap: all lines used
+    assert stats["duplicate_lines"] > 0  # e.g. speaker names of the play and code fences repeat
+    assert stats["reserved_char_lines"] == 0 and stats["long_lines_cut"] >= 0
     assert 0.98 <= stats["effective_character_coverage"] <= 0.998
     assert stats["train_seconds"] > 0
     langs = stats["languages"]
@@ -234,6 +236,37 @@ def test_newlines_and_indentation_are_learned_pieces(tok, docs):
         assert "\u2581\u2581\u2581\u2581" in pieces and len(tok.encode("    ")) == 1
 
 
+def test_digits_are_single_tokens_and_a_space_joins_the_first(tok):
+    pieces = [tok.id_to_piece(i) for i in range(tok.vocab_size)]
+    assert all(sum(c.isdigit() for c in p) <= 1 for p in pieces if not p.startswith("<"))
+    assert [tok.id_to_piece(i) for i in tok.encode(" 1999")] == ["\u25811", "9", "9", "9"]
+    for text in ["in 2024年3月, 10.5% of 1,000", "x=42\n  7"]:
+        ids = tok.encode(text)
+        assert tok.decode(ids) == text
+        assert sum(c.isdigit() for c in text) == sum(any(c.isdigit() for c in tok.id_to_piece(i)) for i in ids)
+
+
+def test_line_by_line_encoding_gives_the_ids_of_whole_texts(trained, tok, docs):
+    # The wrapper encodes line by line when no piece crosses a newline; plain sentencepiece encodes whole texts.
+    assert tok.encodes_by_line
+    sp = spm.SentencePieceProcessor(model_file=str(trained[0] / "tokenizer.model"))
+    texts = [text for _, text in docs["val"]] + [t for t in TRICKY if "\u2581" not in t]
+    texts += ["a\n  \n b\n\n\n    c  \n", "\n\n", "  x\n  y", "中文。\n\n  第二段\r\n"]
+    assert any(text.count("\n") > 3 for text in texts)
+    assert [tok.encode(t) for t in texts] == [sp.encode(t) for t in texts]
+    assert tok.encode_batch(texts) == sp.encode(texts)
+
+
+def test_repeated_lines_are_sampled_once(tmp_path):
+    path = tmp_path / "train-00000.parquet"
+    _write_docs(path, [("en", "ROMEO:\nHello there.\n"), ("en", "ROMEO:\nGoodbye.\n"), ("zh", "ROMEO:\n你好\n")])
+    sample, counts = _sample_sentences([str(path)], TokenizerConfig())
+    assert [line for _, line in sample] == ["ROMEO:\n", "Hello there.\n", "Goodbye.\n", "你好\n"]
+    assert counts["duplicate_lines"] == 2 and counts["sentences_seen"] == 4 and counts["docs_read"] == 3
+    sample, counts = _sample_sentences([str(path)], TokenizerConfig(dedup_lines=False))
+    assert len(sample) == counts["sentences_seen"] == 6 and counts["duplicate_lines"] == 0
+
+
 def test_too_small_vocab_for_the_alphabet_is_a_clear_error(tmp_path, mix_dir, docs):
     zh_only = tmp_path / "train-00000.parquet"
     _write_docs(zh_only, [d for d in docs["train"] if d[0] == "zh"])
@@ -272,6 +305,8 @@ def test_split_lines_keeps_text_and_bounds_bytes():
     assert "".join(lines) == text
     assert all(len(line.encode()) <= 1000 for line in lines)
     assert lines[0] == "short line\n\n"
+    # A line keeps its newlines and the indentation of the next line.
+    assert list(split_lines("def f():\n    return 1\n\n  x", 100)) == ["def f():\n    ", "return 1\n\n  ", "x"]
 
 
 def test_training_is_deterministic(tmp_path, mix_dir):

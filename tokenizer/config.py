@@ -8,12 +8,22 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
 * Normalisation is `identity` and `add_dummy_prefix` is off (fixed in `train.py`), so the encoder never
   rewrites text: a space becomes the piece marker U+2581, every other character is itself, and
   `decode(encode(s)) == s` holds for any string (the wrapper in `tok.py` handles a literal U+2581).
+* Spaces are piece prefixes ("▁in", as in LLaMA). With digits split a prefix space cannot join a number, so
+  LLaMA-style vocabularies spend a bare "▁" token before every number (" 1999" is "▁" "1" "9" "9" "9"; ~2% of
+  WikiText-2 tokens). `space_digit_pieces` adds the ten pieces "▁0".."▁9" (" 1999" is "▁1" "9"
+  "9" "9"): still one digit per token, no token with two digits. Measured at 32K (bench corpus, split-half
+  check in the issue-8 LOG entry): +2.3% English bytes/token on WikiText-2, +1.2% raw Wikipedia, +1.0% C4.
+  `treat_whitespace_as_suffix=True` ("in▁" "1" "9" "9" "9") removes the bare space too, but costs 1.7% on
+  C4: English words are more often preceded than followed by a space.
 * `remove_extra_whitespaces=False` keeps runs of spaces, leading and trailing spaces;
   `allow_whitespace_only_pieces=True` lets BPE learn pieces made only of spaces (code indentation).
 * Newlines: sentencepiece reads one sentence per line, so training text is fed line by line through an
-  iterator with each line's newline(s) kept at its end (see `train.py`). Sentencepiece does not treat
-  "\\n" as whitespace, so it is an ordinary character: it is always in the alphabet (`required_chars`)
-  and BPE may merge it with neighbouring newlines and punctuation ("\\n\\n", ".\\n").
+  iterator with each line's newline(s) kept at its end, together with the spaces that indent the next line
+  (`train.LINE`; against the next line owning them: +1.2% WikiText-2, +2.4% Chinese markdown with code).
+  Sentencepiece does not treat "\\n" as whitespace, so it is an ordinary character: it is always in the
+  alphabet (`required_chars`) and BPE may merge it with preceding newlines and punctuation ("\\n\\n", ".\\n"),
+  never with what follows, which lets the encoder work line by line (tok.py). (Whole multi-line chunks as
+  sentences were no better and gave 539 pieces like ",\\nAnd▁" from verse line breaks.)
 * Tabs: sentencepiece's trainer uses "\\t" internally as a piece boundary and never puts it in the
   vocabulary, so a tab is always the single byte-fallback token <0x09>. Exact, but never merged.
 
@@ -21,8 +31,8 @@ Compression defaults, measured by `bench/tokenizer.py` at 32K on the shared zh+e
 WikiText-2 / CMRC; numbers in the issue-8 report): the pre-splitting options only constrain *training*
 (sentencepiece's encoder just applies the learned merges), and each one costs compression:
 
-* `split_digits=True` (LLaMA) spends one token per digit plus a bare "▁" before every number:
-  -4% English bytes/token and -5% Chinese characters/token (years, dates). On by default all the same:
+* `split_digits=True` (LLaMA) spends one token per digit: -4% English bytes/token and -5% Chinese
+  characters/token (years, dates); digits are 6% of our WikiText-2 tokens and 8% of CMRC's. On by default all the same:
   issue 8 asks for it, and digit-by-digit numbers are what small models learn arithmetic from.
 * `split_by_whitespace=True` forbids pieces spanning words (" of the", " , and"): -5% English.
 * `split_by_unicode_script=True` (sentencepiece's default) forbids pieces joining Han characters with
@@ -49,6 +59,12 @@ class TokenizerConfig(BaseModel):
         200_000,
         ge=1,
         description="At most this many training sentences (text lines) are sampled, by seeded reservoir sampling.",
+    )
+    dedup_lines: bool = Field(
+        True,
+        description="Count a line once in the training sample when it repeats (speaker names, code fences, "
+        "headers: 11.7% of the bench corpus' lines). At 32K, held out: +0.7-1.3% English, +0.1% Chinese, "
+        "-1.2% on Chinese markdown with code (its repeated code lines recur in held-out markdown).",
     )
     max_sentence_length: int = Field(
         4192,
@@ -83,6 +99,15 @@ class TokenizerConfig(BaseModel):
     )
     split_by_unicode_script: bool = Field(
         False, description="True: pieces never mix scripts (Han with punctuation, digits or Latin)."
+    )
+    space_digit_pieces: bool = Field(
+        True, description="With split_digits, add the pieces \"▁0\"..\"▁9\" so a space joins the digit after it "
+        "(one digit per token still; saves the bare space token before every number, see above)."
+    )
+    treat_whitespace_as_suffix: bool = Field(
+        False, description="A space ends a piece (\"in▁\") rather than starting one (\"▁in\"); costs ~2% on "
+        "web English (see above), and pieces then join a newline to the next line's indentation, so `encode` "
+        "cannot work line by line."
     )
     max_sentencepiece_length: int = Field(16, ge=1, le=64, description="Longest piece, in characters.")
     normalization: Literal["identity"] = Field(

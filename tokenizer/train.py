@@ -1,10 +1,13 @@
 """Train the project's sentencepiece BPE tokenizer on document Parquet files.
 
 The documents are streamed, split into lines (sentencepiece's unit of training text; each line keeps its
-newline(s), so newlines are learned like any other character) and sampled by seeded reservoir sampling up to
-`input_sentence_size` lines, so memory stays bounded and the same data and seed give the same
-`tokenizer.model`, byte for byte. Sentencepiece then trains in its own C++ threads, in this process (no fork:
-safe inside a Prefect task).
+newline(s) and the spaces that indent the next line, so newlines and indentation are learned like any other
+characters, see `LINE`) and sampled by seeded reservoir sampling up to `input_sentence_size` lines, so memory
+stays bounded and the same data and seed give the same `tokenizer.model`, byte for byte. A line identical to one
+already in the sample is skipped (`dedup_lines`): repeated boilerplate (speaker names in plays, code fences,
+headers; 11.7% of the bench corpus' lines) would otherwise buy vocabulary that held-out text does not use.
+Sentencepiece then trains in its own C++ threads, in this process (no fork: safe inside a Prefect task).
+With `space_digit_pieces`, ten pieces "▁0".."▁9" are appended to the trained model as lowest-priority merges.
 
 Output, as CONTRACTS.md fixes it: `tokenizer.model`, `tokenizer.vocab` (one `piece<TAB>score` line per id,
 for humans; newline, tab, carriage return and backslash inside a piece are written as \\n, \\t, \\r, \\\\)
@@ -20,6 +23,7 @@ import io
 import json
 import random
 import re
+import struct
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,8 +44,10 @@ from tokenizer.tok import (
     load,
 )
 
-# A line with all the newlines that follow it, or a last line without one.
-_LINE = re.compile(r"[^\n]*\n+|[^\n]+")
+#: A training sentence: a line with all the newlines that follow it and the spaces that indent the next line,
+#: or a last line without a newline. The newline stays a piece boundary for the encoder (see tok.py); the
+#: indentation becomes whitespace-only pieces ("\n" "▁▁▁▁") instead of gluing onto the next line's first word.
+LINE = re.compile(r"[^\n]*\n+ *|[^\n]+")
 # Sentencepiece never accepts a character coverage below this.
 _MIN_COVERAGE = 0.98
 # Sentencepiece reserves this character (U+2585) and skips training sentences that contain it.
@@ -58,7 +64,7 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    sample, docs_read, sentences_seen = _sample_sentences(parquet_files, cfg)
+    sample, counts = _sample_sentences(parquet_files, cfg)
     if not sample:
         raise ValueError(f"no non-empty text in {len(parquet_files)} training file(s); check the mix output")
     texts = [text for _, text in sample]
@@ -77,8 +83,7 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
     languages = _compression_by_language(tok, sample, cfg.num_threads)
     return {
         "vocab_size": tok.vocab_size,
-        "docs_read": docs_read,
-        "sentences_seen": sentences_seen,
+        **counts,
         "sentences_used": len(sample),
         "effective_character_coverage": coverage,
         "train_seconds": round(train_seconds, 3),
@@ -88,29 +93,48 @@ def train_tokenizer(parquet_files: list[str], out_dir: Path, cfg: TokenizerConfi
 
 
 def split_lines(text: str, max_bytes: int) -> Iterator[str]:
-    """Training sentences of one document: its lines with their newlines, cut to at most `max_bytes` bytes."""
-    for match in _LINE.finditer(text):
-        line = match.group(0)
-        if len(line) * 4 <= max_bytes:  # cheap test first: a character is at most 4 UTF-8 bytes
-            yield line
-            continue
-        data = line.encode("utf-8")
-        start = 0
-        while start < len(data):
-            end = min(start + max_bytes, len(data))
-            while end < len(data) and (data[end] & 0xC0) == 0x80:  # never cut inside a character
-                end -= 1
-            yield data[start:end].decode("utf-8")
-            start = end
+    """Training sentences of one document (`LINE` matches), each cut to at most `max_bytes` UTF-8 bytes."""
+    for match in LINE.finditer(text):
+        yield from _cut(match.group(0), max_bytes)
 
 
-def _sample_sentences(parquet_files: list[str], cfg: TokenizerConfig) -> tuple[list[tuple[str, str]], int, int]:
-    """Seeded reservoir sample of (lang, line) in corpus order, plus documents and lines read."""
+def _cut(line: str, max_bytes: int) -> list[str]:
+    """`line` as pieces of at most `max_bytes` UTF-8 bytes, never cut inside a character.
+
+    Sentencepiece silently skips a training sentence longer than its `max_sentence_length` (bytes); cutting
+    keeps the text (the bench corpus' one-article-per-line Wikipedia file would otherwise be lost).
+    """
+    if len(line) * 4 <= max_bytes:  # cheap test first: a character is at most 4 UTF-8 bytes
+        return [line]
+    data = line.encode("utf-8")
+    if len(data) <= max_bytes:
+        return [line]
+    pieces = []
+    start = 0
+    while start < len(data):
+        end = min(start + max_bytes, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # never cut inside a character
+            end -= 1
+        pieces.append(data[start:end].decode("utf-8"))
+        start = end
+    return pieces
+
+
+def _sample_sentences(parquet_files: list[str], cfg: TokenizerConfig) -> tuple[list[tuple[str, str]], dict]:
+    """Seeded reservoir sample of (lang, line) in corpus order, plus counts of what was read and skipped.
+
+    With `dedup_lines`, a line equal to one the reservoir holds at that moment is skipped and not counted as
+    seen: exact while the cap does not bind, and memory stays bounded by the cap when it does (a line evicted
+    from the reservoir may be sampled again later).
+    """
     rng = random.Random(cfg.seed)
     cap = cfg.input_sentence_size
     reservoir: list[tuple[int, str, str]] = []
+    held: set[str] = set()  # the lines in the reservoir, with dedup_lines (each is there at most once)
+    counts = dict.fromkeys(
+        ["docs_read", "sentences_seen", "duplicate_lines", "long_lines_cut", "reserved_char_lines"], 0
+    )
     seen = 0
-    docs = 0
     for path in parquet_files:
         pf = open_documents(path)
         for batch in iter_batches(pf, ["text", "lang"], _READ_BATCH_ROWS):
@@ -118,19 +142,31 @@ def _sample_sentences(parquet_files: list[str], cfg: TokenizerConfig) -> tuple[l
             for text, lang in zip(batch["text"], langs):
                 if not text:
                     continue
-                docs += 1
-                for line in split_lines(text, cfg.max_sentence_length):
-                    if _SP_UNK_CHAR in line:  # sentencepiece would silently skip it; keep the counts honest
-                        continue
-                    if seen < cap:
-                        reservoir.append((seen, lang or "und", line))
-                    else:
-                        slot = rng.randrange(seen + 1)
-                        if slot < cap:
-                            reservoir[slot] = (seen, lang or "und", line)
-                    seen += 1
+                counts["docs_read"] += 1
+                for match in LINE.finditer(text):
+                    pieces = _cut(match.group(0), cfg.max_sentence_length)
+                    counts["long_lines_cut"] += len(pieces) > 1
+                    for line in pieces:
+                        if _SP_UNK_CHAR in line:  # sentencepiece would silently skip it; keep the counts honest
+                            counts["reserved_char_lines"] += 1
+                            continue
+                        if cfg.dedup_lines and line in held:
+                            counts["duplicate_lines"] += 1
+                            continue
+                        if seen < cap:
+                            slot = len(reservoir)
+                            reservoir.append((seen, lang or "und", line))
+                        else:
+                            slot = rng.randrange(seen + 1)
+                            if slot < cap:
+                                held.discard(reservoir[slot][2])
+                                reservoir[slot] = (seen, lang or "und", line)
+                        if slot < cap and cfg.dedup_lines:
+                            held.add(line)
+                        seen += 1
+    counts["sentences_seen"] = seen
     reservoir.sort()  # corpus order: training input does not depend on the sampling history
-    return [(lang, line) for _, lang, line in reservoir], docs, seen
+    return [(lang, line) for _, lang, line in reservoir], counts
 
 
 def _effective_coverage(texts: list[str], cfg: TokenizerConfig) -> float:
@@ -145,7 +181,7 @@ def _effective_coverage(texts: list[str], cfg: TokenizerConfig) -> float:
         counts.update(text)
     frequencies = [n for _, n in counts.most_common()]
     total = sum(frequencies)
-    fixed = len(SPECIAL_TOKENS) + (256 if cfg.byte_fallback else 0)
+    fixed = len(SPECIAL_TOKENS) + (256 if cfg.byte_fallback else 0) + len(_space_digit_pieces(cfg))
     budget = max(1, int(cfg.max_alphabet_fraction * (cfg.vocab_size - fixed)))
     # Rounded down so sentencepiece's float32 comparison never admits one character more than the budget.
     cap = int(sum(frequencies[:budget]) / total * 1e6) / 1e6
@@ -165,18 +201,20 @@ def _effective_coverage(texts: list[str], cfg: TokenizerConfig) -> float:
 
 
 def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float) -> bytes:
+    extra = _space_digit_pieces(cfg)
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
             model_writer=model,
             model_type=cfg.model_type,
-            vocab_size=cfg.vocab_size,
+            vocab_size=cfg.vocab_size - len(extra),
             character_coverage=coverage,
             byte_fallback=cfg.byte_fallback,
             split_digits=cfg.split_digits,
             split_by_whitespace=cfg.split_by_whitespace,
             split_by_unicode_script=cfg.split_by_unicode_script,
+            treat_whitespace_as_suffix=cfg.treat_whitespace_as_suffix,
             max_sentencepiece_length=cfg.max_sentencepiece_length,
             normalization_rule_name=cfg.normalization,
             remove_extra_whitespaces=cfg.remove_extra_whitespaces,
@@ -203,10 +241,54 @@ def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float
         if too_high:
             raise ValueError(
                 f"the training text is too small for vocab_size {cfg.vocab_size}: it yields at most "
-                f"{too_high.group(1)} pieces; lower vocab_size to <= {too_high.group(1)} or train on more text"
+                f"{int(too_high.group(1)) + len(extra)} pieces; lower vocab_size to <= "
+                f"{int(too_high.group(1)) + len(extra)} or train on more text"
             ) from exc
         raise ValueError(f"sentencepiece training failed ({message}); check vocab_size against the data") from exc
-    return model.getvalue()
+    return _append_pieces(model.getvalue(), extra)
+
+
+def _append_pieces(model_proto: bytes, pieces: list[str]) -> bytes:
+    """`model_proto` with `pieces` appended as normal BPE pieces, scored below every other piece.
+
+    A serialized ModelProto may be extended by appending more of its repeated field 1 (`pieces`, each a
+    SentencePiece message: piece = field 1, score = field 2 as float32). Sentencepiece's BPE encoder merges
+    two adjacent symbols whenever their concatenation is a piece, so "▁" "1" becomes "▁1"; the lowest score
+    puts that merge after every learned one (transformers' converter orders merges the same way). Added as
+    merges and not as user-defined symbols, which sentencepiece matches at every text position before BPE:
+    that made encoding ~15% slower.
+    """
+    if not pieces:
+        return model_proto
+    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    score = min(sp.get_score(i) for i in range(sp.get_piece_size())) - 1.0
+    out = bytearray(model_proto)
+    for piece in pieces:
+        if sp.piece_to_id(piece) != sp.unk_id():
+            raise ValueError(f"piece {piece!r} is already in the vocabulary")
+        data = piece.encode("utf-8")
+        message = b"\x0a" + _varint(len(data)) + data + b"\x15" + struct.pack("<f", score)
+        out += b"\x0a" + _varint(len(message)) + message
+    return bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _space_digit_pieces(cfg: TokenizerConfig) -> list[str]:
+    """The space+digit pieces of `cfg.space_digit_pieces` ([] when off or when digits are not split)."""
+    if not (cfg.space_digit_pieces and cfg.split_digits):
+        return []
+    space = "\u2581"  # sentencepiece's space marker
+    # With the space as a suffix a digit never follows a piece-initial space: the pieces would never be used.
+    return [] if cfg.treat_whitespace_as_suffix else [space + d for d in "0123456789"]
 
 
 def _write_vocab(model_proto: bytes, path: Path) -> None:
