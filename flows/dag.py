@@ -34,15 +34,16 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "2", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs
+    Stage("ingest", "3", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback
     Stage("langid", "4", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
-    Stage("quality_model", "1", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels)
-    Stage("quality", "2", ("dedup", "quality_model")),  # 2: scores with the learned model
+    Stage("quality_model", "2", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR
+    Stage("quality", "3", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs
     Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
-    Stage("tokenizer", "3", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9", indentation with the newline, repeated lines once
+    Stage("tokenizer", "4", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9",
+    # indentation with the newline, repeated lines once; 4: "▁" + punctuation, digit + letter pieces
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
     Stage("sft", "1", ("pretrain",)),

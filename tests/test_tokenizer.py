@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
+import string
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ import pytest
 import sentencepiece as spm
 
 from tokenizer import SPECIAL_TOKENS, TokenizerConfig, TokensConfig, load, run_tokenizer, run_tokens
-from tokenizer.train import _sample_sentences, split_lines
+from tokenizer.train import _add_pieces, _append_pieces, _sample_sentences, split_lines
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "text"
@@ -244,6 +247,53 @@ def test_digits_are_single_tokens_and_a_space_joins_the_first(tok):
         ids = tok.encode(text)
         assert tok.decode(ids) == text
         assert sum(c.isdigit() for c in text) == sum(any(c.isdigit() for c in tok.id_to_piece(i)) for i in ids)
+
+
+def test_a_space_joins_punctuation_and_a_digit_joins_what_follows(tok, docs):
+    pieces = set(tok.id_to_piece(i) for i in range(tok.vocab_size))
+    assert {"\u2581" + c for c in string.punctuation} <= pieces  # " @" and " )" as in byte-level BPEs
+    assert [tok.id_to_piece(i) for i in tok.encode("x @-@ y")][:3] == ["x", "\u2581@", "-"]
+    # Digit + c for the letters that most often follow a digit in the training text (年 in this sample);
+    # never punctuation or symbols: decimals, separators and percentages keep bare digits.
+    followers = Counter(m for _, text in docs["train"] for m in re.findall(r"[0-9]([^0-9\s\u2581])", text))
+    top = [c for c, _ in followers.most_common() if c in pieces and c.isalpha()][:10]
+    assert "年" in top
+    assert {d + c for c in top for d in "0123456789"} <= pieces
+    assert not any(p[0].isdigit() and not p[1:].isalpha() for p in pieces if len(p) > 1 and not p.startswith("<"))
+    assert [tok.id_to_piece(i) for i in tok.encode("2024年")] == ["2", "0", "2", "4年"]
+    assert [tok.id_to_piece(i) for i in tok.encode("10.5%")] == ["1", "0", ".", "5", "%"]
+
+
+def test_added_pieces_replace_the_last_learned_merges(trained):
+    proto = (trained[0] / "tokenizer.model").read_bytes()
+    before = spm.SentencePieceProcessor(model_proto=proto)
+    special = (before.is_control, before.is_byte, before.is_unknown, before.is_unused)
+    learned = [
+        i for i in range(before.get_piece_size())
+        if len(before.id_to_piece(i)) > 1 and not any(f(i) for f in special)
+    ]  # fmt: skip
+    lowest = sorted(learned, key=lambda i: (before.get_score(i), -i))[:2]
+    after = spm.SentencePieceProcessor(model_proto=_add_pieces(proto, ["qj", "\u2581@", "qj", "zx"]))
+    assert after.get_piece_size() == before.get_piece_size()  # "▁@" was already there: two pieces added
+    old = {before.id_to_piece(i) for i in range(before.get_piece_size())}
+    new = {after.id_to_piece(i) for i in range(after.get_piece_size())}
+    assert new - old == {"qj", "zx"} and old - new == {before.id_to_piece(i) for i in lowest}
+    assert after.encode("qj zx", out_type=str) == ["qj", "\u2581", "zx"]
+    assert after.get_score(after.piece_to_id("zx")) < min(before.get_score(i) for i in range(before.get_piece_size()))
+
+
+def test_lowest_priority_merges_never_add_tokens(trained, docs):
+    # Why added pieces cost only the merges they replace: as the last merges, they apply once no learned merge
+    # is left, so against the same vocabulary without them no text gets more tokens.
+    proto = (trained[0] / "tokenizer.model").read_bytes()
+    before = spm.SentencePieceProcessor(model_proto=proto)
+    extra = ["e\u2581", "\u2581t", "的，", "s.", "ng\u2581the"]
+    missing = [p for p in extra if before.piece_to_id(p) == before.unk_id()]
+    after = spm.SentencePieceProcessor(model_proto=_append_pieces(proto, missing))
+    texts = [text for _, text in docs["val"]]
+    counts = [(len(before.encode(t)), len(after.encode(t))) for t in texts]
+    assert all(a <= b for b, a in counts) and sum(a for _, a in counts) < sum(b for b, _ in counts)
+    assert all(after.decode(after.encode(t)) == t for t in texts if "\u2581" not in t)
 
 
 def test_line_by_line_encoding_gives_the_ids_of_whole_texts(trained, tok, docs):

@@ -15,6 +15,14 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
   check in the issue-8 LOG entry): +2.3% English bytes/token on WikiText-2, +1.2% raw Wikipedia, +1.0% C4.
   `treat_whitespace_as_suffix=True` ("in▁" "1" "9" "9" "9") removes the bare space too, but costs 1.7% on
   C4: English words are more often preceded than followed by a space.
+* `digit_suffix_chars` joins a number's last digit to the letter after it, for the 10 letters (Han characters
+  count) that most often follow a digit in the training sample (bench corpus: 年 月 日 元 点 个 分 ...): "2024年"
+  is "2" "0" "2" "4年". Never punctuation or symbols, so "10.5%", "1,000" and "2024-11" stay one bare digit per
+  token. CMRC 0.995x -> 1.007x the plain HF peer; the 100 pieces take the slots of the last 100 learned merges.
+  Set 0 and `space_digit_pieces=False` for LLaMA's strict policy (every digit a piece of its own).
+* `space_punct_pieces` makes "▁" + every ASCII punctuation character a piece (7 were missing at 32K: "▁@",
+  "▁)", "▁?", "▁]", "▁^", "▁}", "▁~"), as a byte-level BPE's pre-tokenizer does: +1.2% on WikiText-2
+  (" @-@ ", " @,@ ", " ) "), ±0% elsewhere.
 * `remove_extra_whitespaces=False` keeps runs of spaces, leading and trailing spaces;
   `allow_whitespace_only_pieces=True` lets BPE learn pieces made only of spaces (code indentation).
 * Newlines: sentencepiece reads one sentence per line, so training text is fed line by line through an
@@ -103,6 +111,15 @@ class TokenizerConfig(BaseModel):
     space_digit_pieces: bool = Field(
         True, description="With split_digits, add the pieces \"▁0\"..\"▁9\" so a space joins the digit after it "
         "(one digit per token still; saves the bare space token before every number, see above)."
+    )
+    space_punct_pieces: bool = Field(
+        True, description="Make \"▁\" + every ASCII punctuation character a piece (\" @\", \" )\": a space before "
+        "punctuation is otherwise a token of its own; the missing ones replace the last learned merges)."
+    )
+    digit_suffix_chars: int = Field(
+        10, ge=0, le=100, description="With split_digits, add digit+c pieces (\"4年\") for this many letters c "
+        "(no punctuation/symbols) most often following a digit in the training sample (one digit per token still; "
+        "they replace the last learned merges)."
     )
     treat_whitespace_as_suffix: bool = Field(
         False, description="A space ends a piece (\"in▁\") rather than starting one (\"▁in\"); costs ~2% on "

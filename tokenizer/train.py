@@ -8,6 +8,10 @@ already in the sample is skipped (`dedup_lines`): repeated boilerplate (speaker 
 headers; 11.7% of the bench corpus' lines) would otherwise buy vocabulary that held-out text does not use.
 Sentencepiece then trains in its own C++ threads, in this process (no fork: safe inside a Prefect task).
 With `space_digit_pieces`, ten pieces "▁0".."▁9" are appended to the trained model as lowest-priority merges.
+Two more rules add pieces in the slots of the last learned merges (`_add_pieces`, vocabulary size unchanged):
+`space_punct_pieces` ("▁" + every ASCII punctuation character; " @-@ " and " )" in WikiText-style text) and
+`digit_suffix_chars` (a digit joined to one of the letters that most often follow a digit in the sample:
+"4年"; never punctuation, so "10.5%" stays "1" "0" "." "5" "%"). Every digit stays in a token of its own, and no token holds two digits.
 
 Output, as CONTRACTS.md fixes it: `tokenizer.model`, `tokenizer.vocab` (one `piece<TAB>score` line per id,
 for humans; newline, tab, carriage return and backslash inside a piece are written as \\n, \\t, \\r, \\\\)
@@ -53,6 +57,9 @@ _MIN_COVERAGE = 0.98
 # Sentencepiece reserves this character (U+2585) and skips training sentences that contain it.
 _SP_UNK_CHAR = "\u2585"
 _READ_BATCH_ROWS = 1024
+_ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+# A digit and the character after it, when that is neither whitespace, a digit nor the space marker U+2581.
+_DIGIT_SUFFIX = re.compile(r"[0-9]([^0-9\s\u2581])")
 _STATS_CHUNK = 4096
 # Sentencepiece's message when the text has fewer distinct pieces than the vocabulary asks for.
 _VOCAB_TOO_HIGH = re.compile(r"Vocabulary size (?:is )?too high.*<= *(\d+)")
@@ -245,7 +252,9 @@ def _train_sentencepiece(texts: list[str], cfg: TokenizerConfig, coverage: float
                 f"{int(too_high.group(1)) + len(extra)} or train on more text"
             ) from exc
         raise ValueError(f"sentencepiece training failed ({message}); check vocab_size against the data") from exc
-    return _append_pieces(model.getvalue(), extra)
+    proto = model.getvalue()
+    proto = _add_pieces(proto, _space_punct_pieces(cfg) + _digit_suffix_pieces(texts, proto, cfg))
+    return _append_pieces(proto, extra)
 
 
 def _append_pieces(model_proto: bytes, pieces: list[str]) -> bytes:
@@ -270,6 +279,102 @@ def _append_pieces(model_proto: bytes, pieces: list[str]) -> bytes:
         message = b"\x0a" + _varint(len(data)) + data + b"\x15" + struct.pack("<f", score)
         out += b"\x0a" + _varint(len(message)) + message
     return bytes(out)
+
+
+def _add_pieces(model_proto: bytes, pieces: list[str]) -> bytes:
+    """`model_proto` with those of `pieces` it lacks added as lowest-priority merges, in the slots of as many of
+    its lowest-scored learned merges (removed), so the vocabulary size does not change.
+
+    Pieces are kept in the given order (earlier ones first) up to a quarter of the learned multi-character
+    pieces. The removed pieces are the last merges BPE learned (the rarest; at 32K on the bench corpus e.g.
+    "预训练数据集", "▁Sunday", "softmax"); no learned piece is built from them (BPE builds a piece from earlier
+    pieces only). The added pieces score below every learned one, so the encoder applies them only once no
+    learned merge is left: against the same model without them they can only remove tokens, on any text.
+    The cost is only the removed merges.
+    """
+    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    new = list(dict.fromkeys(p for p in pieces if sp.piece_to_id(p) == sp.unk_id()))
+    special = (sp.is_control, sp.is_byte, sp.is_unknown, sp.is_unused)
+    learned = [
+        i for i in range(sp.get_piece_size()) if len(sp.id_to_piece(i)) > 1 and not any(f(i) for f in special)
+    ]
+    new = new[: len(learned) // 4]
+    if not new:
+        return model_proto
+    drop = set(sorted(learned, key=lambda i: (sp.get_score(i), -i))[: len(new)])
+    out = bytearray()
+    piece_index = 0
+    for field, raw in _top_level_fields(model_proto):
+        if field == 1:  # ModelProto.pieces, in id order
+            keep = piece_index not in drop
+            piece_index += 1
+            if not keep:
+                continue
+        out += raw
+    return _append_pieces(bytes(out), new)
+
+
+def _top_level_fields(message: bytes) -> Iterator[tuple[int, bytes]]:
+    """(field number, raw bytes of the field) of each top-level field of a serialized protobuf message."""
+    pos = 0
+    while pos < len(message):
+        start = pos
+        key, pos = _read_varint(message, pos)
+        wire = key & 7
+        if wire == 0:
+            _, pos = _read_varint(message, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _read_varint(message, pos)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire} in the sentencepiece model")
+        yield key >> 3, message[start:pos]
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the protobuf base-128 varint at `pos`."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _space_punct_pieces(cfg: TokenizerConfig) -> list[str]:
+    """"▁" + each ASCII punctuation character (`cfg.space_punct_pieces`), as a byte-level BPE's pre-tokenizer
+    makes them (" @", " )"); [] when off or with the space as a suffix (they would never be used)."""
+    if not cfg.space_punct_pieces or cfg.treat_whitespace_as_suffix:
+        return []
+    return ["\u2581" + c for c in _ASCII_PUNCTUATION]
+
+
+def _digit_suffix_pieces(texts: list[str], model_proto: bytes, cfg: TokenizerConfig) -> list[str]:
+    """Digit + c for the `cfg.digit_suffix_chars` characters c that most often follow a digit in `texts`
+    (whitespace and digits excluded, single-character pieces of the model only), most frequent first.
+
+    With split_digits no learned piece joins a digit to anything; these pieces join a number's last digit to
+    the letter that follows it ("2024年" is "2" "0" "2" "4年"); still one digit per token.
+    """
+    if not (cfg.split_digits and cfg.digit_suffix_chars):
+        return []
+    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(_DIGIT_SUFFIX.findall(text))
+    ids = {c: sp.piece_to_id(c) for c in counts}
+    # Letters only (Han characters count as letters: 年 月 日 个 元): never another digit of any script ("２", "٣",
+    # no piece may hold two digits), and never punctuation or symbols, so decimals, thousands separators, dates
+    # and percentages ("10.5%", "1,000", "2024-11") stay one digit per token with nothing attached.
+    chars = [c for c, _ in counts.most_common()
+             if c.isalpha() and not (c.isdigit() or sp.is_unknown(ids[c]) or sp.is_byte(ids[c]))]
+    return [d + c for c in chars[: cfg.digit_suffix_chars] for d in "0123456789"]
 
 
 def _varint(n: int) -> bytes:
