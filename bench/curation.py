@@ -24,6 +24,7 @@ Output quality, side by side: documents kept per language, exact duplicates kept
 score of the kept documents by one judge for both (`curation.quality.load()`, the scorer the pipeline uses).
 
     .venv/bin/python bench/curation.py [--reps 3] [--heritrix] [--warc-dir DIR] [--quality-model PATH]   # ~1 min
+    .venv/bin/python bench/curation.py --fallback relaxed    # our extractor with another fallback engine
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from curation import dedup, quality, stages  # noqa: E402
+from curation import dedup, extract, quality, stages  # noqa: E402
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig  # noqa: E402
 from curation.langid import model_path  # noqa: E402
 
@@ -264,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heritrix", action="store_true", help="also the 2008 Heritrix crawl (140 more HTML pages)")
     ap.add_argument("--one", choices=["lmpipe", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--quality-model", help="quality model file for ours and for the judge (default: shipped)")
+    ap.add_argument("--fallback", choices=extract.FALLBACKS,
+                    help=f"our extractor's fallback engine (default: {extract.FALLBACK}; curation.extract.FALLBACK)")
     a = ap.parse_args(argv)
+    if a.fallback:
+        extract.FALLBACK = a.fallback
     global QUALITY_MODEL
     QUALITY_MODEL = a.quality_model
     names = WARCS + (HERITRIX if a.heritrix else [])
@@ -278,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/curation.py: the datatrove peer needs {', '.join(missing)}: pip install -e '.[bench]'",
               file=sys.stderr)
         return 2
-    print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()} · {len(warcs)} WARCs: {', '.join(w.name for w in warcs)}")
+    print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()} · {len(warcs)} WARCs: "
+          f"{', '.join(w.name for w in warcs)} · extraction fallback: {extract.FALLBACK}")
 
     pipelines = {"lmpipe": run_ours, "datatrove": run_datatrove}
     if a.one:  # child process of the cold measurement: one run, its input count on stdout
@@ -295,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in pipelines:
         extra = ["--quality-model", a.quality_model] if a.quality_model else []
         extra += ["--heritrix"] if a.heritrix else []
+        extra += ["--fallback", a.fallback] if a.fallback else []
         cmd = [sys.executable, __file__, "--one", name, "--warc-dir", str(a.warc_dir), *extra]
         proc, wall, cpu = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, check=True))  # noqa: B023
         cold[name] = (json.loads(proc.stdout.strip().splitlines()[-1])["docs_in"], cpu, wall)

@@ -14,7 +14,9 @@ Sets and metrics (every extractor gets the same decoded `str`, decoded by `curat
 * speed: pages per second of CPU time (`time.process_time`, one process, one core) over all 400 pages.
 
     .venv/bin/python bench/extract.py            # ~5 min on one core; --quick: 1 in 4 pages
-    .venv/bin/python bench/extract.py --split    # also a split-half check of ours (odd/even pages)
+    .venv/bin/python bench/extract.py --split    # also a split-half check of ours (odd/even pages) and
+                                                 # our F1 on the fallback pages under each fallback engine
+    .venv/bin/python bench/extract.py --fallback relaxed   # our extractor with another fallback engine
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import lxml.html  # noqa: E402
 
+import curation.extract as extract_module  # noqa: E402
 from curation.extract import decode_html, extract_text  # noqa: E402
 
 HTML = REPO.parent / "shared" / "data" / "html"
@@ -214,7 +217,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="every 4th page only")
     parser.add_argument("--only", nargs="*", help="extractor names to run (default: all)")
     parser.add_argument("--split", action="store_true", help="split-half check of ours (odd/even pages)")
+    parser.add_argument("--fallback", choices=extract_module.FALLBACKS,
+                        help=f"our extractor's fallback engine (default {extract_module.FALLBACK}); with --split, "
+                        "also our F1 on the pages that reach the fallback under every choice")
     args = parser.parse_args()
+    if args.fallback:
+        extract_module.FALLBACK = args.fallback
     if not HTML.is_dir():
         sys.exit(f"{HTML} is absent: this bench needs the shared test pages")
     pages = load_pages()
@@ -235,7 +243,7 @@ def main() -> None:
         print(f"# {name}: {speed[name]:.1f} pages/s", file=sys.stderr, flush=True)
 
     print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()}, {len(pages)} pages · "
-          "`.venv/bin/python bench/extract.py`\n")
+          f"`.venv/bin/python bench/extract.py` · our fallback: {extract_module.FALLBACK}\n")
     header = "| set | metric | " + " | ".join(names) + " |"
     print(header)
     print("|---|---|" + "---:|" * len(names))
@@ -261,6 +269,38 @@ def main() -> None:
                 f1 = {n: score(sub, [outputs_of[n][i] for i in part])["f1"] for n in names}
                 peer = max(names[1:], key=lambda n: f1[n])
                 print(f"| {label} | {half} ({len(part)}) | {f1[names[0]]:.3f} | {f1[peer]:.3f} | {peer} |")
+        fallback_table(pages)
+
+
+def fallback_table(pages: list[Page]) -> None:
+    """Our F1 under each fallback engine, on the pages where our scorer finds < 250 chars (the only pages
+    where the choice matters) and on the whole set; plus CPU seconds spent on those pages."""
+    # With no fallback, a page reaches the fallback iff our scorer's text is < 250 chars (or empty: the
+    # "page" stub rule then fills it); every other page's text is the same under every choice.
+    firsts = [extract_module.extract_document(p.html, p.url, fallback="none") for p in pages]
+    hit = [i for i, p in enumerate(pages) if (len(firsts[i].text) < 250 or firsts[i].engine != "lmpipe")
+           and len(p.html) <= extract_module.FALLBACK_MAX_CHARS]
+    print(f"\nFallback engines ({len(hit)} pages reach the fallback; F1 on those pages / on the whole row; CPU s "
+          "on those pages):\n")
+    print("| set | fallback pages | " + " | ".join(extract_module.FALLBACKS) + " |")
+    print("|---|---:|" + "---|" * len(extract_module.FALLBACKS))
+    outputs: dict[str, list[str]] = {}
+    cpu: dict[str, float] = {}
+    for mode in extract_module.FALLBACKS:
+        start = time.process_time()
+        outputs[mode] = [extract_module.extract_document(pages[i].html, pages[i].url, fallback=mode).text
+                         for i in hit]
+        cpu[mode] = time.process_time() - start
+    for label, idx in groups(pages).items():
+        sub = [i for i in idx if i in hit]
+        cells = []
+        for mode in extract_module.FALLBACKS:
+            by_page = dict(zip(hit, outputs[mode], strict=True))
+            whole = score([pages[i] for i in idx], [by_page.get(i, firsts[i].text) for i in idx])["f1"]
+            part = score([pages[i] for i in sub], [by_page[i] for i in sub])["f1"] if sub else float("nan")
+            cells.append(f"{part:.3f} / {whole:.3f}")
+        print(f"| {label} | {len(sub)} | " + " | ".join(cells) + " |")
+    print("| CPU s on those pages | | " + " | ".join(f"{cpu[m]:.2f}" for m in extract_module.FALLBACKS) + " |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ that shape can be passed with --labels, e.g. a held-out set) it prints, with a 9
   CLI, `apt-get install fasttext`; the PyPI wheels fail here: `fasttext-wheel` needs numpy<2,
   `fasttext-numpy2-wheel` trained NaN models, `fasttext-predict` cannot train), same two settings.
 
-It also reports the ChineseWebText clean/dirty sample (20 docs, no cross-validation: nothing is fitted on it).
+It also reports the ChineseWebText clean/dirty sample (20 docs, no cross-validation: nothing is fitted on it),
+the happy-llm textbook chapters against its dirty half, and a transfer proxy for clear-cut documents (the DCLM
+file here holds only the documents the annotators disagreed on, the issue's held-out check the ones they agreed
+on): held-out reference text (WikiText-2 validation articles, The Verdict, the CS336 reference page) vs raw
+crawl, for the shipped model and for models built by the same recipe with one crawl source left out of their
+training, each next to length alone and the n-gram classifier alone (`transfer_rows`).
 CV AUCs are the mean over `--seeds` fold assignments; the interval is the bootstrap of the first seed's
 out-of-fold scores. The reference texts are the ones the shipped model's command uses (curation.quality).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +51,84 @@ ZH = SHARED / "quality" / "chinesewebtext_fasttext_quality"
 POSITIVES = [SHARED / "text" / "en" / "llamafactory_wiki_demo.txt", SHARED / "text" / "zh" / "cmrc2018_wikipedia_contexts.jsonl"]
 NEGATIVES = [*sorted((SHARED / "warc").glob("*.warc.gz")), SHARED / "text" / "en" / "llamafactory_c4_demo.jsonl",
              SHARED / "text" / "en" / "dolma_cc_en_head-0091.jsonl", SHARED / "text" / "en" / "dolma_cc_en_head-0174.jsonl"]
+
+
+# ------------------------------------------------------------------------------------ transfer check
+# The DCLM file here holds only the documents the annotators disagreed on (length alone: 0.61); the issue's
+# held-out check is on the clear-cut ones (length alone ~0.86). A proxy for clear-cut cases from data we have:
+# clean reference text that no model here was trained on vs raw crawl text.
+
+WIKITEXT = SHARED / "text" / "en" / "wikitext-2-valid.txt"
+VERDICT = SHARED / "text" / "en" / "the-verdict.txt"
+CS336 = SHARED / "quality" / "cs336_quality_fixtures"
+HAPPY_LLM = SHARED / "text" / "zh" / "happy-llm"
+_DETOK = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" , ", ", "), (" . ", ". "), (" ; ", "; "), (" : ", ": "),
+          (" 's", "'s"), (" )", ")"), ("( ", "("), ("<unk>", "X"))
+
+
+def wikitext_articles(path: Path) -> list[str]:
+    """WikiText-2 articles (split at ` = Title = ` lines, section lines ` = = Name = = ` kept as `Name`), with
+    its tokenisation undone as far as simple replacements go (` @-@ ` → `-`, ` , ` → `, `; `<unk>` → `X`, so that `<`/`>` do not count as symbols)."""
+    articles: list[list[str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^ = [^=].* = $", line):
+            articles.append([line.strip(" =")])
+        elif re.match(r"^ (= )+[^=].* (= )+$", line) and articles:  # " = = Section = = " → "Section"
+            articles[-1].append(line.strip(" ="))
+        elif line.strip() and articles:
+            articles[-1].append(line.strip())
+    out = []
+    for lines in articles:
+        text = "\n".join(lines)
+        for a, b in _DETOK:
+            text = text.replace(a, b)
+        out.append(re.sub(r" \.$", ".", text, flags=re.M))
+    return out
+
+
+def transfer_sets() -> tuple[list[str], dict[str, list[Path]]]:
+    """Held-out reference documents (WikiText-2 validation articles, The Verdict in ~4000-character pieces,
+    the CS336 Wikipedia-referenced page) and the crawl sources of the shipped model's negatives, by group."""
+    ref = wikitext_articles(WIKITEXT) + quality._chunks(VERDICT.read_text(encoding="utf-8"), 4000)
+    ref.append((CS336 / "high_quality_wiki_reference.txt").read_text(encoding="utf-8"))
+    groups = {"WARC pages": [p for p in NEGATIVES if ".warc" in p.name], "C4": [p for p in NEGATIVES if "c4" in p.name],
+              "Dolma CC": [p for p in NEGATIVES if "dolma_cc" in p.name]}
+    return ref, groups
+
+
+def transfer_rows(pos: list[str], labelled: list[str], labels: list[int], n_boot: int) -> list[dict[str, object]]:
+    """AUC of reference (1) vs crawl (0) documents.
+
+    * shipped default model on all crawl groups + the CS336 spam page: in-sample for its reference n-gram
+      classifier and Chinese combiner (those crawl files are its negatives), not for the label combiner;
+    * leave-source-out: for each crawl group, a model built by the shipped recipe without that group among
+      its negatives, scored on the reference documents vs that group (nothing it was fitted on); also the
+      same recipe without labels (what the quality_model stage fits when no labels are configured).
+    Each next to document length alone and the n-gram classifier alone.
+    """
+    ref_docs, groups = transfer_sets()
+    spam = (CS336 / "low_quality_cc.txt").read_text(encoding="utf-8")
+    by_group = {g: [t for p in paths for t in quality.read_texts(p)] for g, paths in groups.items()}
+    shipped = quality.load()
+    rows = []
+
+    def add(name: str, model: quality.QualityModel, crawl: list[str], unlabelled: quality.QualityModel | None = None) -> None:
+        texts = ref_docs + crawl
+        yy = np.array([1.0] * len(ref_docs) + [0.0] * len(crawl))
+        tag = f"{len(ref_docs)} ref vs {len(crawl)} {name}"
+        rows.append(row(f"{tag}: lmpipe scorer", yy, [np.array(model.score(texts))], n_boot))
+        if unlabelled is not None:
+            rows.append(row(f"{tag}: lmpipe scorer without labels (reference combiner)", yy,
+                            [np.array(unlabelled.score(texts))], n_boot))
+        rows.append(row(f"{tag}: document length alone", yy, [np.array([len(t) for t in texts], float)], n_boot))
+        rows.append(row(f"{tag}: n-gram LR alone", yy, [model.ref.logits(texts)], n_boot))
+
+    add("crawl (all groups + CS336 spam), shipped model", shipped, [t for v in by_group.values() for t in v] + [spam])
+    for g in groups:
+        negatives = [t for h, v in by_group.items() if h != g for t in v]
+        model = quality.train(pos, negatives, labelled, labels)
+        add(f"{g}, left out of training", model, by_group[g], quality.train(pos, negatives, ref=model.ref))
+    return rows
 
 
 def _fasttext_line(text: str) -> str:
@@ -108,6 +192,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=3, help="fold assignments averaged for the CV rows")
+    ap.add_argument("--transfer-only", action="store_true", help="only the transfer-proxy table")
     args = ap.parse_args()
     if not Path(args.labels).exists():
         print(f"labels not found: {args.labels} (shared data absent?)")
@@ -118,51 +203,66 @@ def main() -> int:
     params = quality.TrainParams()
     pos = [t for p in POSITIVES for t in quality.read_texts(p)]
     neg = [t for p in NEGATIVES for t in quality.read_texts(p)]
-    ref = quality.fit_reference(pos, neg, params)
-    seeds = range(args.seeds)
-    n_boot = args.bootstrap
+    if not args.transfer_only:
+        ref = quality.fit_reference(pos, neg, params)
+        seeds = range(args.seeds)
+        n_boot = args.bootstrap
 
-    def ours_ngram_cv(train: list[str], yy: list[int], test: list[str]) -> np.ndarray:
-        return quality.NgramLogit.fit(train, np.array(yy, float), params.buckets, params.label_ngram_l2).logits(test)
+        def ours_ngram_cv(train: list[str], yy: list[int], test: list[str]) -> np.ndarray:
+            return quality.NgramLogit.fit(train, np.array(yy, float), params.buckets, params.label_ngram_l2).logits(test)
 
-    rows = [
-        row(f"lmpipe scorer, {args.folds}-fold CV", y,
-            [quality.cross_validated_scores(texts, labels, pos, neg, params, args.folds, s, ref) for s in seeds], n_boot),
-        row("lmpipe scorer + label n-gram classifier, CV", y,
-            [quality.cross_validated_scores(texts, labels, pos, neg, quality.TrainParams(label_ngrams=True),
-                                            args.folds, s, ref) for s in seeds], n_boot),
-        row("shipped default model (in-sample on DCLM labels)", y, [np.array(quality.load().score(texts))], n_boot),
-        row("document length alone (characters)", y, [np.array([len(t) for t in texts], float)], n_boot),
-        row("old heuristic score", y, [np.array([quality.heuristic_score(t) for t in texts])], n_boot),
-        row("our n-gram LR alone, reference vs crawl (no labels)", y, [ref.logits(texts)], n_boot),
-        row("our n-gram LR alone, CV on labels", y, [cv_scores(texts, y, ours_ngram_cv, args.folds, s) for s in seeds],
-            n_boot),
-    ]
-    ft = RealFastText()
-    if ft.exe:
-        ref_texts = pos + neg
-        ref_y = [1] * len(pos) + [0] * len(neg)
-        rows.append(row("real fastText alone, reference vs crawl (no labels)", y,
-                        [ft.fit_predict(ref_texts, ref_y, texts)], n_boot))
-        rows.append(row("real fastText alone, CV on labels", y,
-                        [cv_scores(texts, y, ft.fit_predict, args.folds, s) for s in seeds], n_boot))
-    else:
-        rows.append({"scorer": "real fastText", "note": "CLI not installed (apt-get install fasttext)"})
-    print(table(rows, f"Human quality labels: {Path(args.labels).name}",
-                f"{len(y)} docs, {int(y.sum())} high / {int(len(y) - y.sum())} low"))
-
-    if (ZH / "clean.jsonl").exists():
-        zh = [json.loads(line)["text"] for name in ("clean", "dirty")
-              for line in (ZH / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-        zy = np.array([1.0] * 10 + [0.0] * (len(zh) - 10))
-        zrows = [
-            row("shipped default model", zy, [np.array(quality.load().score(zh))], n_boot),
-            row("document length alone (characters)", zy, [np.array([len(t) for t in zh], float)], n_boot),
-            row("old heuristic score", zy, [np.array([quality.heuristic_score(t) for t in zh])], n_boot),
-            row("our n-gram LR alone, reference vs crawl", zy, [ref.logits(zh)], n_boot),
+        rows = [
+            row(f"lmpipe scorer, {args.folds}-fold CV", y,
+                [quality.cross_validated_scores(texts, labels, pos, neg, params, args.folds, s, ref) for s in seeds], n_boot),
+            row("lmpipe scorer + label n-gram classifier, CV", y,
+                [quality.cross_validated_scores(texts, labels, pos, neg, quality.TrainParams(label_ngrams=True),
+                                                args.folds, s, ref) for s in seeds], n_boot),
+            row("shipped default model (in-sample on DCLM labels)", y, [np.array(quality.load().score(texts))], n_boot),
+            row("document length alone (characters)", y, [np.array([len(t) for t in texts], float)], n_boot),
+            row("old heuristic score", y, [np.array([quality.heuristic_score(t) for t in texts])], n_boot),
+            row("our n-gram LR alone, reference vs crawl (no labels)", y, [ref.logits(texts)], n_boot),
+            row("our n-gram LR alone, CV on labels", y, [cv_scores(texts, y, ours_ngram_cv, args.folds, s) for s in seeds],
+                n_boot),
         ]
+        ft = RealFastText()
+        if ft.exe:
+            ref_texts = pos + neg
+            ref_y = [1] * len(pos) + [0] * len(neg)
+            rows.append(row("real fastText alone, reference vs crawl (no labels)", y,
+                            [ft.fit_predict(ref_texts, ref_y, texts)], n_boot))
+            rows.append(row("real fastText alone, CV on labels", y,
+                            [cv_scores(texts, y, ft.fit_predict, args.folds, s) for s in seeds], n_boot))
+        else:
+            rows.append({"scorer": "real fastText", "note": "CLI not installed (apt-get install fasttext)"})
+        print(table(rows, f"Human quality labels: {Path(args.labels).name}",
+                    f"{len(y)} docs, {int(y.sum())} high / {int(len(y) - y.sum())} low"))
+
+        if (ZH / "clean.jsonl").exists():
+            zh = [json.loads(line)["text"] for name in ("clean", "dirty")
+                  for line in (ZH / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+            zy = np.array([1.0] * 10 + [0.0] * (len(zh) - 10))
+            zrows = [
+                row("shipped default model", zy, [np.array(quality.load().score(zh))], n_boot),
+                row("document length alone (characters)", zy, [np.array([len(t) for t in zh], float)], n_boot),
+                row("old heuristic score", zy, [np.array([quality.heuristic_score(t) for t in zh])], n_boot),
+                row("our n-gram LR alone, reference vs crawl", zy, [ref.logits(zh)], n_boot),
+            ]
+            print()
+            print(table(zrows, "ChineseWebText clean vs dirty sample", f"{len(zh)} docs; nothing fitted on them"))
+            happy = [p.read_text(encoding="utf-8") for p in sorted(HAPPY_LLM.glob("*.md"))]
+            if happy:
+                dirty = zh[10:]
+                hy = np.array([1.0] * len(happy) + [0.0] * len(dirty))
+                hrows = [row("shipped default model", hy, [np.array(quality.load().score(happy + dirty))], n_boot),
+                         row("document length alone (characters)", hy, [np.array([len(t) for t in happy + dirty], float)],
+                             n_boot)]
+                print()
+                print(table(hrows, "happy-llm textbook chapters (Markdown with HTML/code; evaluation only, CC BY-NC-SA) "
+                            "vs the ChineseWebText dirty sample", f"{len(happy)} vs {len(dirty)} docs"))
+    if WIKITEXT.exists():
         print()
-        print(table(zrows, "ChineseWebText clean vs dirty sample", f"{len(zh)} docs; nothing fitted on them"))
+        print(table(transfer_rows(pos, texts, labels, args.bootstrap), "Transfer proxy: held-out reference text vs raw crawl",
+                    "clear-cut cases; label combiner fitted on the DCLM labels"))
     print(f"\n{time.perf_counter() - start:.0f} s in all")
     return 0
 

@@ -11,9 +11,12 @@ peer on its own with/without set, readability-lxml on the readability and Chines
 on the Chinese pages). The scorer follows readability's idea (paragraph text and commas vote for their parent
 blocks, link-heavy and negatively named blocks lose, the best block plus related siblings is the article),
 computed in one bottom-up pass over the lxml tree, then prunes the chosen subtree the way trafilatura does
-(captions, link lists, share/byline/date blocks, the headline that repeats the title). Pages where it finds
-< 250 chars go to trafilatura. Result: 3.5x trafilatura's speed, F1 within 0.001–0.022 of the best peer of
-each set and above every other peer (numbers in bench/RESULTS.md).
+(link lists, share/byline/date blocks, the headline that repeats the title); blocks with readability's rarer
+"unlikely" names (galleries in `ul.legends`, players in `div.cover-wrap`) go before scoring, as in
+readability.js. Pages where it finds < 250 chars go to a fallback engine (`FALLBACK`, trafilatura by default).
+Result (bench/extract.py, 2026-11-23): ~3.2-3.5x trafilatura's speed per core; F1 at or above the best peer on
+the trafilatura set (en) and the readability set (all), 0.001 below it on the readability set (en) and 0.009
+below on the GNE Chinese pages (numbers in bench/RESULTS.md).
 
 Decoding order for bytes (`decode_html`):
 1. a byte-order mark;
@@ -44,6 +47,17 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 # trafilatura (the fallback) is superlinear on big pages: 2.2 s for a 1.2 MB forum listing of the
 # Heritrix WARC, whose text is all links. Larger unsure pages keep our own (short or empty) answer.
 FALLBACK_MAX_CHARS = 250_000
+# Which engine tries again where our scorer finds < 250 chars (`extract_document(fallback=...)` per call):
+# "trafilatura"; "relaxed", our scorer's second pass that keeps forms, nav, noscript, hidden blocks and
+# captions; or "none". Measured (bench/extract.py --fallback, 2026-11-23): on the 13 pages of the three
+# sets that reach it, trafilatura F1 0.905 vs relaxed 0.79 (trafilatura set, all 263 pages: 0.911 vs 0.908;
+# readability and GNE sets equal); relaxed costs a re-parse (~3 ms) instead of trafilatura's ~22 ms a page.
+# So trafilatura stays the default; "relaxed" is the cheap choice where throughput matters more.
+# trafilatura's own `fast=True` (no readability/jusText baseline) halves its cost (0.38 -> 0.23 CPU s on the
+# 15 pages) but lost 0.004 F1 on the trafilatura set en (below its best peer) and did not move
+# bench/curation.py (2.05x warm): not offered.
+FALLBACKS = ("trafilatura", "relaxed", "none")
+FALLBACK = "trafilatura"
 # Pages above this are dropped (`too_large`): Common Crawl truncates payloads at 1 MiB, real articles are
 # < 1 MB of HTML, and a 40 MB page would cost seconds of parsing for text nobody reads.
 MAX_HTML_CHARS = 8_000_000
@@ -110,6 +124,10 @@ _DROP_TAGS = {
     "input", "textarea", "head", "link", "meta", "dialog", "video", "audio", "map", "label", "menu", "nav",
     "aside", "footer", "form",
 }
+# The relaxed second pass (pages where the first finds < 250 chars) keeps the containers that real pages
+# wrap their whole content in by mistake or by design: ASP.NET's page-wide <form>, a <nav> that an unclosed
+# tag makes swallow the page, <noscript> copies of the article, hidden slides of a paginated story.
+_RELAXED_DROP_TAGS = _DROP_TAGS - {"nav", "aside", "footer", "form", "menu", "dialog", "label", "noscript"}
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody",
     "thead", "tfoot", "tr", "td", "th", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "figure",
@@ -124,7 +142,9 @@ _NEGATIVE = re.compile(
     r"recommend|share|sharing|social|sns|breadcrumb|pagination|pager|paging|menu|navbar|\bnav|masthead|"
     r"newsletter|subscribe|signup|cookie|consent|popup|modal|outbrain|taboola|\bhidden(?!-)|tags?\b|tagcloud|"
     r"byline|toolbar|\bprint|login|author|dateline|timestamp|rss|copyright|\bhot\b|\brank|more-?news|recirc|"
-    r"trending|[-_]meta\b|\bmeta[-_]|\bdate\b|[-_]date\b|credit|disclosure|disclaimer|\bcta\b|-cta\b|buybox|paywall",
+    r"trending|[-_]meta\b|\bmeta[-_]|\bdate\b|[-_]date\b|credit|disclosure|disclaimer|\bcta\b|-cta\b|buybox|paywall|"
+    r"ai2html|combx|community|cover-wrap|\bextra\b|gdpr|legends|remark|replies|shoutbox|skyscraper|supplemental|"
+    r"ad-break|agegate|yom-remote",
     re.IGNORECASE,
 )
 _POSITIVE = re.compile(
@@ -134,6 +154,14 @@ _POSITIVE = re.compile(
 )
 # A container named like this holds the article even if one of its words also looks negative.
 _KEEP = re.compile(r"article-?body|post-?body|entry-content|story-?body|main-?content|articlecontent", re.IGNORECASE)
+# readability's "unlikely candidate" words that our weights above do not already cover: readability.js drops
+# such blocks before scoring, and the readability set's expected text was made by it (a 50-picture gallery in
+# `ul.legends`, a video player in `div.cover-wrap`). readability's generic words (comment, footer, menu...)
+# are not used this way: dropping those before scoring lost recall on the trafilatura set (0.916 -> 0.909).
+_UNLIKELY = re.compile(
+    r"legends|cover-wrap|ai2html|combx|gdpr|remark|shoutbox|skyscraper|supplemental|agegate|yom-remote", re.IGNORECASE
+)
+_MAYBE = re.compile(r"and|article|body|column|content|main|shadow", re.IGNORECASE)  # readability's exceptions
 _COMMAS = re.compile(r"[,，、;；。]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u3000]+")
 _SENTENCE_END = re.compile(r"[.。!?！？]\s*$")
@@ -148,7 +176,7 @@ class Extraction:
     text: str
     title: str
     reason: str = ""
-    engine: str = ""  # which engine produced the text: "lmpipe", "trafilatura" (fallback) or "page" (a stub page)
+    engine: str = ""  # "lmpipe", a fallback ("trafilatura", "relaxed"), or "page" (a stub page kept whole)
 
 
 _WEIGHTS: dict[str, int] = {}
@@ -164,6 +192,17 @@ def _class_weight(element: Element) -> int:
             _WEIGHTS.clear()
         weight = _WEIGHTS[names] = _name_weight(names)
     return weight
+
+
+_UNLIKELY_NAMES: dict[str, bool] = {}
+
+
+def _unlikely_name(names: str) -> bool:
+    """Whether a class or id value is one of readability's unlikely names (memoised: names repeat)."""
+    if len(_UNLIKELY_NAMES) > 100_000:
+        _UNLIKELY_NAMES.clear()
+    found = _UNLIKELY_NAMES[names] = bool(_UNLIKELY.search(names)) and not _MAYBE.search(names)
+    return found
 
 
 def _name_weight(names: str) -> int:
@@ -252,11 +291,16 @@ def _hidden(element: Element) -> bool:
     return False
 
 
-def _measure(root: Element) -> dict[Element, _Stats]:
+def _measure(root: Element, relaxed: bool = False, unlikely: list[Element] | None = None) -> dict[Element, _Stats]:
     """One bottom-up pass: statistics of every kept element; subtrees that are never article text
-    (scripts, navigation, forms, hidden blocks) are removed on the way, so later passes never see them."""
+    (scripts, navigation, forms, hidden blocks) are removed on the way, so later passes never see them.
+    Elements with one of readability's unlikely names are appended to `unlikely` when it is given (checked
+    here, inline, because a separate walk over the tree cost ~1 ms a page)."""
     stats: dict[Element, _Stats] = {}
+    memo = _UNLIKELY_NAMES
     doomed: list[Element] = []
+    drop_tags = _RELAXED_DROP_TAGS if relaxed else _DROP_TAGS
+    hidden = (lambda _element: False) if relaxed else _hidden
 
     def visit(element: Element, in_link: bool) -> _Stats:
         text = element.text
@@ -268,9 +312,16 @@ def _measure(root: Element) -> dict[Element, _Stats]:
         has_block_child = False
         for child in element:
             child_tag = child.tag
-            if child_tag in _DROP_TAGS or not isinstance(child_tag, str) or _hidden(child):
+            if child_tag in drop_tags or not isinstance(child_tag, str) or hidden(child):
                 doomed.append(child)
             else:
+                if unlikely is not None and child_tag != "a":
+                    for names in (child.get("class"), child.get("id")):
+                        if names is not None:
+                            flag = memo.get(names)
+                            if flag or (flag is None and _unlikely_name(names)):
+                                unlikely.append(child)
+                                break
                 child_stats = visit(child, is_link)
                 chars += child_stats.chars
                 link_chars += child_stats.link_chars
@@ -463,10 +514,14 @@ def _same_as_title(heading: str, title: str) -> bool:
     return len(heading) >= 10 and (heading in title or title in heading) and len(heading) >= 0.4 * len(title)
 
 
-def _prune(element: Element, stats: dict, cjk: bool, title: str = "") -> None:
+def _prune(element: Element, stats: dict, cjk: bool, title: str = "", relaxed: bool = False) -> None:
     """Drop boilerplate inside the article: negatively named blocks, link lists, short link-heavy blocks,
     headings that are links (trafilatura's and readability's conditional cleaning, in one pass)."""
     doomed = []
+    total = stats[element].chars if element in stats else 0
+
+    def core(s: _Stats) -> bool:
+        return s.chars >= 0.8 * total and s.paragraphs >= 2
     for node in element.iterdescendants():
         tag = node.tag
         if not isinstance(tag, str) or node not in stats:
@@ -474,9 +529,19 @@ def _prune(element: Element, stats: dict, cjk: bool, title: str = "") -> None:
         s = stats[node]
         weight = _class_weight(node)
         density = _link_density(s)
+        if relaxed and (tag in ("figcaption", "caption", "figure") or (weight < 0 and s.chars >= 0.3 * total)):
+            continue  # second pass: captions, and negatively named blocks holding much of the text, may be the text
         if tag in ("figcaption", "caption") or (tag == "figure" and s.chars < 200):
-            doomed.append(node)
-        elif weight < 0 and s.chars < 1500:
+            # A figure's own caption stays unless it is mostly links (both reference sets keep photo captions
+            # that describe the picture; dropping every figcaption cost 0.002 F1 on each English set).
+            if not (tag == "figcaption" and density < 0.3):
+                doomed.append(node)
+        elif core(s):
+            # A wrapper holding most of the article is the article's own wrapper, whatever its name or
+            # links: blog.python.org's post sits in `div.date-outer`, a Wikipedia stub's text is mostly links.
+            continue
+        elif weight < 0 and s.chars < 1500 and node.find(".//math") is None:
+            # (not formulas: MathJax 3 wraps every MathML formula in <mjx-container class="CtxtMenu_Attached_0">)
             doomed.append(node)
         elif tag in _HEADINGS:
             # The headline is the title column; other headings stay, linked or not.
@@ -488,7 +553,9 @@ def _prune(element: Element, stats: dict, cjk: bool, title: str = "") -> None:
             short = s.chars < (80 if cjk else 200)
             if density > 0.5 and (tag != "p" or s.chars < 300):
                 doomed.append(node)
-            elif density > 0.25 and short and weight < 25 and tag != "p":
+            elif density > 0.25 and short and weight < 25 and tag not in ("p", "li"):
+                # (a list item is judged with its list: a link list goes whole by the rules above, while one
+                # linked item of a prose list, such as a Wikipedia citation, stays; readability set en +0.003)
                 doomed.append(node)
     for node in doomed:
         _remove(node)
@@ -520,14 +587,28 @@ def _to_text(elements: list[Element]) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _lmpipe_engine(root: Element, title: str = "") -> tuple[str, int]:
+def _is_cjk(body: Element) -> bool:
+    """Chinese/Japanese/Korean page: over 20% CJK characters in the first 5000 of the body's text."""
+    sample = _text_content(body)[:5000]
+    return len(_CJK.findall(sample)) > 0.2 * max(1, len(sample.strip()))
+
+
+def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False) -> tuple[str, int]:
     """Our scorer: (main text, characters of visible text on the whole page)."""
     body = root.find("body")
     if body is None:
         body = root
-    stats = _measure(body)  # also removes scripts, navigation, hidden blocks
-    sample = _text_content(body)[:5000]
-    cjk = len(_CJK.findall(sample)) > 0.2 * max(1, len(sample.strip()))
+    found: list[Element] | None = None if relaxed else []
+    stats = _measure(body, relaxed, found)  # also removes scripts, navigation, hidden blocks
+    if found:
+        # readability's unlikely blocks, unless one holds most of the page's paragraphs (a layout wrapper
+        # named after the skyscraper ad beside it: uusisuomi.fi, 11 of 11); rare, so measuring again is cheap.
+        unlikely = [e for e in found if e in stats and stats[e].paragraphs < 0.8 * stats[body].paragraphs]
+        if unlikely:
+            for element in unlikely:
+                _remove(element)
+            stats = _measure(body)
+    cjk = _is_cjk(body)
     page_chars = stats[body].chars
     scores = _score_candidates(stats, cjk)
     best = _best_candidate(stats, scores)
@@ -536,7 +617,7 @@ def _lmpipe_engine(root: Element, title: str = "") -> tuple[str, int]:
     article = _article(best, stats, scores, cjk)
     article = _lead(article, stats) + article
     for element in article:
-        _prune(element, stats, cjk, title)
+        _prune(element, stats, cjk, title, relaxed)
     return _to_text(article), page_chars
 
 
@@ -560,18 +641,41 @@ def _looks_binary(html: str) -> bool:
     return controls > 0.05 * max(1, len(head)) or head.count("\ufffd") > 0.3 * max(1, len(head))
 
 
-def extract_document(html: str | bytes, url: str | None = None, charset: str | None = None) -> Extraction:
+def extract_document(
+    html: str | bytes, url: str | None = None, charset: str | None = None, fallback: str | None = None
+) -> Extraction:
     """Main text and title of a page, never raising: an empty text comes with a drop reason
     (`empty`, `binary`, `too_large`, `unparsable`, `no_main_text`, or `error` for a bug of ours or of
     lxml/trafilatura on a pathological page: one bad record must not stop a shard)."""
+    if fallback is not None and fallback not in FALLBACKS:  # a configuration error, not a bad page: raise
+        raise ValueError(f"unknown extraction fallback {fallback!r}: expected one of {FALLBACKS}")
     try:
-        return _extract_document(html, url, charset)
+        return _extract_document(html, url, charset, fallback)
     except Exception as exc:  # noqa: BLE001  (the reason is counted by the stage; the page is dropped)
         logging.getLogger(__name__).warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return Extraction("", "", "error")
 
 
-def _extract_document(html: str | bytes, url: str | None, charset: str | None) -> Extraction:
+def _fallback(html: str, url: str | None, fallback: str) -> tuple[str, str, str]:
+    """(text, title, engine) of the fallback engine for a page where the first pass found < 250 chars."""
+    if fallback == "trafilatura":
+        text, title = _trafilatura(html, url)
+        return text, title, "trafilatura"
+    if fallback == "relaxed":
+        root = _parse(html)  # the first pass removed subtrees from its tree: parse again
+        if root is None:
+            return "", "", "relaxed"
+        try:
+            text, _page_chars = _lmpipe_engine(root, _title(root), relaxed=True)
+        except (RecursionError, ValueError):
+            return "", "", "relaxed"
+        return text, "", "relaxed"
+    raise ValueError(f"unknown extraction fallback {fallback!r}: expected one of {FALLBACKS}")
+
+
+def _extract_document(
+    html: str | bytes, url: str | None, charset: str | None, fallback: str | None = None
+) -> Extraction:
     if isinstance(html, bytes):
         if len(html) > MAX_HTML_CHARS:
             return Extraction("", "", "too_large")
@@ -591,13 +695,14 @@ def _extract_document(html: str | bytes, url: str | None, charset: str | None) -
     except (RecursionError, ValueError):  # absurdly deep markup: let trafilatura try
         text, page_chars = "", 1000
     engine = "lmpipe"
-    # Unsure: little text found. trafilatura's cascade then decides; a page that is all short text
+    # Unsure: little text found. The fallback engine then tries; a page that is all short text
     # (a stub, a notice) is kept whole, and the min_chars filter of the stage judges it.
-    if len(text) < 250 and len(html) <= FALLBACK_MAX_CHARS:
-        fallback, fallback_title = _trafilatura(html, url)
-        if len(fallback) > len(text):
-            text, engine = fallback, "trafilatura"
-            title = title or fallback_title
+    fallback = FALLBACK if fallback is None else fallback
+    if len(text) < 250 and len(html) <= FALLBACK_MAX_CHARS and fallback != "none":
+        second, second_title, second_engine = _fallback(html, url, fallback)
+        if len(second) > len(text):
+            text, engine = second, second_engine
+            title = title or second_title
     if not text and 0 < page_chars < 1000:
         body = root.find("body")
         text, engine = _to_text([body if body is not None else root]), "page"

@@ -75,7 +75,7 @@ STAT_NAMES: tuple[str, ...] = (
     "dup_line_chars",       # share of characters in lines repeating an earlier line
     "dup_5gram",            # share of units covered by repeated unit 5-grams (Gopher)
     "top_2gram",            # share of characters in the most frequent unit 2-gram (Gopher)
-    "log_type_token",       # log(distinct units / units): low for boilerplate and keyword lists
+    "log_type_token_100",   # log(mean distinct/100 over 100-unit windows): low for boilerplate, keyword lists
     "mean_word_len",        # mean characters per non-CJK word (clipped at 20)
     "log_units_per_sentence",  # units per sentence end: run-on keyword lists have none
     "urls",                 # URL-like tokens per unit
@@ -162,7 +162,7 @@ def stats_of(text: str, n_chars: int, units: list[str], lowered: list[str]) -> n
         "dup_line_chars": dup_line_fractions(lines)[1],
         "dup_5gram": dup_ngram_fraction(lowered, 5),
         "top_2gram": top_ngram_fraction(lowered, 2),
-        "log_type_token": math.log(len(set(lowered)) / n_units),
+        "log_type_token_100": math.log(_windowed_type_token(lowered)),
         "mean_word_len": min(20.0, word_chars / n_words) if n_words else 0.0,
         "log_units_per_sentence": math.log1p(n_units / (1 + sentence_ends)),
         "urls": len(_URL.findall(text)) / n_units,
@@ -170,6 +170,24 @@ def stats_of(text: str, n_chars: int, units: list[str], lowered: list[str]) -> n
         "cjk": cjk,
     }
     return np.array([stats[name] for name in STAT_NAMES], dtype=np.float64)
+
+
+TYPE_TOKEN_WINDOW = 100
+
+
+def _windowed_type_token(lowered: list[str], window: int = TYPE_TOKEN_WINDOW) -> float:
+    """Mean type-token ratio over consecutive `window`-unit pieces (MSTTR); the plain ratio under one window.
+
+    The whole-document ratio falls with length (Heaps' law: correlation -0.89 with log_chars on the DCLM
+    labels, -0.29 for this one), so its fitted square punished long articles as repetitive: on held-out
+    WikiText-2 articles vs C4 documents left out of training the scorer went 0.883 → 0.932 with this
+    statistic (Dolma 0.833 → 0.898, WARC pages 0.896 → 0.908), CV AUC on the labels 0.745 → 0.742 (sd 0.013).
+    """
+    n = len(lowered)
+    if n < window:
+        return len(set(lowered)) / n
+    ratios = [len(set(lowered[i:i + window])) for i in range(0, n - window + 1, window)]
+    return sum(ratios) / (len(ratios) * window)
 
 
 def ngram_ids(text: str, buckets: int) -> list[int]:
