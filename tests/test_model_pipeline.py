@@ -194,7 +194,7 @@ def test_chat_session_keeps_model_and_history(finetuned: Trained, pretrained: Tr
     gen = Generator(finetuned[0])
     session = ChatSession(gen, max_new_tokens=16)
     first = session.send("你好")
-    assert first == generate(finetuned[0], "你好", max_new_tokens=16)  # turn 1 == the one-shot reply
+    assert first == generate(finetuned[0], "你好", max_new_tokens=16).strip()  # turn 1 == the one-shot reply
     session.send("Who are you?")
     assert [m["role"] for m in session.history] == ["user", "assistant", "user", "assistant"]
     assert session.history[0]["content"] == "你好" and session.history[1]["content"] == first
