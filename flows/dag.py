@@ -34,7 +34,7 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "3", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback
+    Stage("ingest", "4", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule
     Stage("langid", "4", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
@@ -143,6 +143,11 @@ def _file_digests(paths: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
     return for_id, for_manifest
 
 
+def _shipped_quality_model() -> Path:
+    from curation.quality import DEFAULT_MODEL
+    return DEFAULT_MODEL
+
+
 def stage_identity(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """(config that goes into the id, parent ids, raw inputs for the manifest) of one stage."""
     stage = _stage(name)
@@ -164,6 +169,15 @@ def stage_identity(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> tuple
         if cfg.quality_model.labels:
             conf["labels"], labels_raw = _file_digests([cfg.quality_model.labels])
             raw += labels_raw
+        if not cfg.quality_model.positives:  # the stage copies the shipped model: a rebuilt one is a new id
+            conf["shipped_model"], shipped_raw = _file_digests([str(_shipped_quality_model())])
+            raw += shipped_raw
+    elif name == "quality" and cfg.quality.model_path:  # an explicit model file (or the shipped one) by content
+        path = cfg.quality.model_path
+        if path != "default" and not os.path.isfile(path):
+            raise UserError(f"quality.model_path '{path}' is not a file; name a model written by "
+                            "`python -m curation.quality train --out FILE`, or 'default' for the shipped one")
+        conf["model"], raw = _file_digests([str(_shipped_quality_model()) if path == "default" else path])
     return conf, [ids[p] for p in stage.parents], raw
 
 
