@@ -42,8 +42,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("quality_model", "2", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR
     Stage("quality", "3", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs
     Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
-    Stage("tokenizer", "4", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9",
-    # indentation with the newline, repeated lines once; 4: "▁" + punctuation, digit + letter pieces
+    Stage("tokenizer", "5", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9",
+    # indentation with the newline, repeated lines once; 4: "▁" + punctuation, digit + letter pieces;
+    # 5: added pieces only from characters that are pieces (the HF export encodes identically)
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
     Stage("sft", "1", ("pretrain",)),

@@ -22,7 +22,9 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
   Set 0 and `space_digit_pieces=False` for LLaMA's strict policy (every digit a piece of its own).
 * `space_punct_pieces` makes "▁" + every ASCII punctuation character a piece (7 were missing at 32K: "▁@",
   "▁)", "▁?", "▁]", "▁^", "▁}", "▁~"), as a byte-level BPE's pre-tokenizer does: +1.2% on WikiText-2
-  (" @-@ ", " @,@ ", " ) "), ±0% elsewhere.
+  (" @-@ ", " @,@ ", " ) "), ±0% elsewhere. Only for characters that are pieces themselves (both halves of an
+  added piece must be pieces, or the Hugging Face export, which builds merges from pairs of pieces, would
+  encode differently); a character rare enough to be byte-encoded ("`" in the small demo corpus) gets none.
 * `remove_extra_whitespaces=False` keeps runs of spaces, leading and trailing spaces;
   `allow_whitespace_only_pieces=True` lets BPE learn pieces made only of spaces (code indentation).
 * Newlines: sentencepiece reads one sentence per line, so training text is fed line by line through an
@@ -114,7 +116,8 @@ class TokenizerConfig(BaseModel):
     )
     space_punct_pieces: bool = Field(
         True, description="Make \"▁\" + every ASCII punctuation character a piece (\" @\", \" )\": a space before "
-        "punctuation is otherwise a token of its own; the missing ones replace the last learned merges)."
+        "punctuation is otherwise a token of its own; the missing ones replace the last learned merges; only for "
+        "characters that are pieces themselves)."
     )
     digit_suffix_chars: int = Field(
         10, ge=0, le=100, description="With split_digits, add digit+c pieces (\"4年\") for this many letters c "

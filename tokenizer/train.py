@@ -293,8 +293,16 @@ def _add_pieces(model_proto: bytes, pieces: list[str]) -> bytes:
     The cost is only the removed merges.
     """
     sp = spm.SentencePieceProcessor(model_proto=model_proto)
-    new = list(dict.fromkeys(p for p in pieces if sp.piece_to_id(p) == sp.unk_id()))
     special = (sp.is_control, sp.is_byte, sp.is_unknown, sp.is_unused)
+
+    def is_char_piece(c: str) -> bool:
+        i = sp.piece_to_id(c)
+        return not any(f(i) for f in special)
+
+    # Only pieces whose every character is a piece: sentencepiece would also merge "▁" with a character it
+    # byte-encodes later ("`" when rare in the corpus), but transformers' converter builds merges from pairs of
+    # vocabulary pieces, so its export would encode such text differently (seen on the demo corpus: "▁`").
+    new = list(dict.fromkeys(p for p in pieces if sp.piece_to_id(p) == sp.unk_id() and all(map(is_char_piece, p))))
     learned = [
         i for i in range(sp.get_piece_size()) if len(sp.id_to_piece(i)) > 1 and not any(f(i) for f in special)
     ]
