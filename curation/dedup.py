@@ -73,7 +73,12 @@ def normalize(text: str) -> str:
 
 def exact_key(text: str) -> bytes:
     """A 128-bit digest of the normalised text: equal keys mean exact duplicates."""
-    return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=16).digest()
+    return normalized_key(normalize(text))
+
+
+def normalized_key(normalized: str) -> bytes:
+    """`exact_key` of a text from its `normalize`d form (for callers that keep the normalised text)."""
+    return hashlib.blake2b(normalized.encode("utf-8"), digest_size=16).digest()
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -461,6 +466,7 @@ def near_duplicate_clusters(
     update_index: bool = True,
     workers: int = 1,
     index_matches: set[str] | None = None,
+    normalized: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Map every document id to its cluster id: the id of the document the cluster keeps.
 
@@ -477,6 +483,8 @@ def near_duplicate_clusters(
     maps to itself) from a kept one.
     `workers` > 1 computes shingles and signatures in that many processes (batches of 4096 documents,
     at most two per worker in flight); bucketing, verification and clustering stay in this process.
+    `normalized`: id -> `normalize(text)` already computed by the caller (the dedup stage keeps those of
+    its exact pass); entries are used once and removed, the other texts are normalised here.
     """
     if bands is None or rows is None:
         bands, rows = bands_rows_for_recall(threshold, num_perm)
@@ -489,7 +497,7 @@ def near_duplicate_clusters(
     store = _ShingleStore(workdir / "shingles.u32")
     try:
         ids, lengths, keys, valid, digest = _signature_pass(
-            docs, hasher, store, bands, rows, word_ngram, char_ngram, workers
+            docs, hasher, store, bands, rows, word_ngram, char_ngram, workers, normalized
         )
         n = len(ids)
         store.freeze()
@@ -551,6 +559,7 @@ def _signature_pass(
     word_ngram: int,
     char_ngram: int,
     workers: int = 1,
+    normalized: dict[str, str] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, str]:
     """Stream the documents once: ids, text lengths, (n, bands) band keys, has-shingles mask, batch digest."""
     ids: list[str] = []
@@ -566,29 +575,33 @@ def _signature_pass(
         key_blocks.append(block)
         valid_blocks.append(ok)
 
-    def batches() -> Iterator[list[str]]:
+    known = normalized if normalized is not None else {}
+
+    def batches() -> Iterator[tuple[list[str], list[str | None]]]:
         texts: list[str] = []
+        norms: list[str | None] = []  # normalised text when the caller gave it, else None
         for doc_id, text in _checked(docs, seen):
             ids.append(doc_id)
             digest.update(doc_id.encode("utf-8") + b"\0" + xxhash.xxh64_digest(text) + b"\0")
             texts.append(text)
+            norms.append(known.pop(doc_id, None))
             if len(texts) == _BATCH:
                 length_blocks.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-                yield texts
-                texts = []
+                yield texts, norms
+                texts, norms = [], []
         length_blocks.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-        yield texts
+        yield texts, norms
 
     args = (hasher.num_perm, hasher.seed, bands, rows, word_ngram, char_ngram)
     if workers <= 1:
-        for texts in batches():
-            consume(_hash_batch(texts, *args))
+        for texts, norms in batches():
+            consume(_hash_batch(texts, *args, norms))
     else:
         # At most 2 batches per worker in flight, so memory stays bounded whatever the corpus size.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             pending: deque[Future] = deque()
-            for texts in batches():
-                pending.append(pool.submit(_hash_batch, texts, *args))
+            for texts, norms in batches():
+                pending.append(pool.submit(_hash_batch, texts, *args, norms))
                 if len(pending) >= 2 * workers:
                     consume(pending.popleft().result())
             while pending:
@@ -604,10 +617,14 @@ def _hasher(num_perm: int, seed: int) -> MinHasher:
 
 
 def _hash_batch(
-    texts: list[str], num_perm: int, seed: int, bands: int, rows: int, word_ngram: int, char_ngram: int
+    texts: list[str], num_perm: int, seed: int, bands: int, rows: int, word_ngram: int, char_ngram: int,
+    norms: list[str | None] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Shingle hashes, has-shingles mask and (n, bands) band keys of raw texts (runs in workers too)."""
-    batch = batch_shingle_hashes([normalize(t) for t in texts], word_ngram, char_ngram)
+    """Shingle hashes, has-shingles mask and (n, bands) band keys of raw texts (runs in workers too);
+    `norms[i]`, when not None, is `normalize(texts[i])` already computed."""
+    norms = norms or [None] * len(texts)
+    normalized = [normalize(t) if n is None else n for t, n in zip(texts, norms)]
+    batch = batch_shingle_hashes(normalized, word_ngram, char_ngram)
     ok = np.fromiter((len(s) > 0 for s in batch), dtype=bool, count=len(batch))
     block = np.zeros((len(batch), bands), dtype=np.uint32)
     block[ok] = band_keys(_hasher(num_perm, seed).signatures([s for s in batch if len(s)]), bands, rows)

@@ -50,6 +50,7 @@ import functools
 import json
 import re
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 
 import fasttext
@@ -174,11 +175,12 @@ def english_words() -> frozenset[str]:
     that the check is one set lookup per word (~97k entries, ~14 MiB, loaded once in ~0.1 s)."""
     doc = json.loads((resources.files("curation.langid_data") / "en_words.json").read_text(encoding="utf-8"))
     words = set(doc["words"])
-    for word in doc["words"]:
-        if len(word) >= 3:  # shorter stems inflect into unrelated words too often (as -> ases, is -> ising)
-            for suffix, stem_end in EN_SUFFIXES:
-                if word.endswith(stem_end):
-                    words.add(word[: len(word) - len(stem_end)] + suffix)
+    long_words = [w for w in doc["words"] if len(w) >= 3]  # shorter stems inflect into unrelated words too
+    # often (as -> ases, is -> ising). One suffix at a time, the concatenation mapped in C: the same set as a
+    # loop over words x suffixes, 0.044 -> 0.033 s of a fresh process's start-up (the rest is the JSON read).
+    for suffix, stem_end in EN_SUFFIXES:
+        stems = [w[: -len(stem_end)] for w in long_words if w.endswith(stem_end)] if stem_end else long_words
+        words.update(map(str.__add__, stems, repeat(suffix)))
     return frozenset(words)
 
 

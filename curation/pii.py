@@ -60,6 +60,22 @@ _PHONE = re.compile(
     r"|\d{3}[.-]\d{3}[.-]\d{4}"
     r")(?![A-Za-z0-9_-])(?!\.\d)"
 )
+# Cheap necessary conditions, searched before the full patterns: each full pattern starts with a look-behind
+# and the engine tries it at every position of the text (phone numbers were 55 of the 93 ms of `scrub` on the
+# 136 pages of the bench's WARCs plus the Heritrix one; the gate takes 2 ms and lets 52 pages through).
+# * phone: every alternative holds >= 6 digits (+1 2 34 56 is the shortest) with only whitespace and
+#   + ( ) . - between them, so a match contains a digit followed by five more with only those in between;
+# * cn_id: 17 digits in a row starting with 1-8 (the region code's first digit); such a run also passes the
+#   phone gate, which is searched first (cheaper);
+# * IPv4: ".d.d.d", its last three octets with the dot in front (a literal first character lets the engine
+#   skip from '.' to '.');
+# * IPv6: two colons with at most four hex digits between them ("::" or ":db8:").
+# A replacement placeholder holds no digit, colon or dot, so a gate that fails before the substitutions
+# would fail after them too; each gate is searched on the text as it stands before its own substitution.
+_PHONE_GATE = re.compile(r"\d(?:[\s+().-]*\d){5}")
+_CN_ID_GATE = re.compile(r"[1-8]\d{16}")
+_IPV4_GATE = re.compile(r"\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -107,12 +123,12 @@ def scrub(text: str, kinds: tuple[str, ...] | list[str] = KINDS) -> tuple[str, C
     # contains 11-digit runs), IPv4 before phones (a dotted quad is not a phone).
     if "email" in kinds and "@" in text:
         sub("email", _EMAIL)
-    if "cn_id" in kinds:
+    if "cn_id" in kinds and _PHONE_GATE.search(text) and _CN_ID_GATE.search(text):
         sub("cn_id", _CN_ID, lambda m: not cn_id_valid(m))
-    if "ipv4" in kinds:
+    if "ipv4" in kinds and _IPV4_GATE.search(text):
         sub("ipv4", _IPV4, lambda m: not _ipv4_personal(m))
-    if "ipv6" in kinds and ("::" in text or text.count(":") >= 7):
+    if "ipv6" in kinds and ("::" in text or text.count(":") >= 7) and _IPV6_GATE.search(text):
         sub("ipv6", _IPV6, lambda m: not _ipv6_personal(m))
-    if "phone" in kinds:
+    if "phone" in kinds and _PHONE_GATE.search(text):
         sub("phone", _PHONE)
     return text, counts

@@ -16,6 +16,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from itertools import chain, repeat
 
 import numpy as np
 import regex
@@ -25,6 +26,7 @@ from curation.filters import (
     LATIN_TERMINAL,
     ZH_INNER_END,
     ZH_TERMINAL,
+    NgramIndex,
     dup_line_fractions,
     dup_ngram_fraction,
     lines_of,
@@ -144,6 +146,7 @@ def stats_of(text: str, n_chars: int, units: list[str], lowered: list[str]) -> n
     word_chars = sum(map(len, units)) - cjk_units
     sentence_ends = sum(text.count(m) for m in (("。", "！", "？") if zh else (". ", "! ", "? ", ".\n")))
     sentence_ends += sum(1 for line in lines if line.endswith(terminal))
+    grams = NgramIndex(lowered)  # shared by the two n-gram statistics
 
     stats = {
         "log_chars": math.log1p(n_chars),
@@ -160,8 +163,8 @@ def stats_of(text: str, n_chars: int, units: list[str], lowered: list[str]) -> n
         "upper": upper,
         "punct": n_punct / n_vis,
         "dup_line_chars": dup_line_fractions(lines)[1],
-        "dup_5gram": dup_ngram_fraction(lowered, 5),
-        "top_2gram": top_ngram_fraction(lowered, 2),
+        "dup_5gram": dup_ngram_fraction(grams, 5),
+        "top_2gram": top_ngram_fraction(grams, 2),
         "log_type_token_100": math.log(_windowed_type_token(lowered)),
         "mean_word_len": min(20.0, word_chars / n_words) if n_words else 0.0,
         "log_units_per_sentence": math.log1p(n_units / (1 + sentence_ends)),
@@ -201,5 +204,12 @@ def ngram_ids(text: str, buckets: int) -> list[int]:
 
 def ngram_ids_of(lowered: list[str], buckets: int) -> list[int]:
     """`ngram_ids` from the lower-cased units (shared with `stats_of` by `curation.quality`)."""
-    grams = lowered + list(map(" ".join, zip(lowered, lowered[1:])))
-    return [zlib.crc32(g) % buckets for g in map(str.encode, grams)]  # str.encode: UTF-8
+    # crc32 of the UTF-8 bytes of each unigram, and of each bigram "a b" continued from the crc of "a ": zlib's
+    # crc32(data, start) extends a running crc, so crc32(b, crc32(b" ", crc32(a))) == crc32(a + b" " + b).
+    # Same ids as hashing the joined strings, with no bigram string built and no Python loop (~3x faster).
+    encoded = list(map(str.encode, lowered))  # str.encode: UTF-8
+    unigrams = list(map(zlib.crc32, encoded))
+    spaced = map(zlib.crc32, repeat(b" ", max(0, len(encoded) - 1)), unigrams)
+    hashes = np.fromiter(chain(unigrams, map(zlib.crc32, encoded[1:], spaced)), dtype=np.int64,
+                         count=max(0, 2 * len(encoded) - 1))
+    return (hashes % buckets).tolist()

@@ -180,6 +180,11 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -
 # -------------------------------------------------------------------------------------------- dedup
 
 
+# Characters of normalised text the dedup stage keeps between its passes (1-4 bytes each): 32-128
+# MiB; the documents beyond it are normalised again in pass 2, as all of them were before.
+_DEDUP_NORMALIZED_CHARS = 32 * 1024 * 1024
+
+
 def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> dict[str, Any]:
     """Exact then near-duplicate removal (see `curation.dedup`).
 
@@ -198,19 +203,30 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     best: dict[bytes, tuple[int, str]] = {}
     group_size: Counter[bytes] = Counter()
     first_key: dict[str, bytes] = {}  # id -> exact key of its first occurrence
+    # id -> normalised text of first occurrences, kept for pass 2 up to a budget of characters: normalising
+    # was ~half of the stage's CPU and pass 2 repeated it for every representative.
+    normalized: dict[str, str] = {}
+    budget = _DEDUP_NORMALIZED_CHARS
     docs_in = 0
     for row in read_documents(files):
         docs_in += 1
-        key = dedup.exact_key(row["text"] or "")
+        norm = dedup.normalize(row["text"] or "")
+        key = dedup.normalized_key(norm)
         if row["id"] in first_key:
             group_size[key] += first_key[row["id"]] == key  # the same document twice: an exact duplicate
             continue
         first_key[row["id"]] = key
+        if len(norm) <= budget:
+            normalized[row["id"]] = norm
+            budget -= len(norm)
         group_size[key] += 1
         candidate = (-len(row["text"] or ""), row["id"])
         if key not in best or candidate < best[key]:
             best[key] = candidate
     representative = {key: doc for key, (_, doc) in best.items()}
+    reps = set(representative.values())
+    normalized = {doc: norm for doc, norm in normalized.items() if doc in reps}  # pass 2 needs only these
+    del reps
 
     # Pass 2: near-duplicate clusters over the exact representatives only (first occurrences only).
     def representatives() -> Iterable[tuple[str, str]]:
@@ -236,6 +252,7 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
         index_dir=cfg.index_dir,
         workers=cfg.workers,
         index_matches=seen_before,
+        normalized=normalized,
     )
     cluster_size: Counter[str] = Counter()
     for key, rep in representative.items():
@@ -316,6 +333,31 @@ def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityM
             "seconds": round(time.perf_counter() - start, 3)}
 
 
+# The last few scorers loaded, by model file and its (mtime, size): reading the shipped model (a compressed
+# .npz of ~1 MB) took ~0.03 s per stage run, half of the quality stage's CPU on the 56 pages of
+# bench/curation.py, paid again by every run in a long-lived process (server, refresh flows, notebooks).
+# A rewritten model file has a new mtime/size and is read again. Scoring does not modify the model.
+_SCORERS: dict[tuple[str, int, int], quality.QualityModel] = {}
+_SCORER_CACHE_SIZE = 4
+
+
+def _scorer(path: str | Path | None) -> quality.QualityModel:
+    """`quality.load(path)`, served from `_SCORERS` when the same file (same mtime and size) was loaded before."""
+    resolved = Path(path) if path is not None else quality.DEFAULT_MODEL
+    try:
+        st = resolved.stat()
+    except OSError:
+        return quality.load(path)  # quality.load raises the clear error for a missing file
+    key = (str(resolved.resolve()), st.st_mtime_ns, st.st_size)
+    scorer = _SCORERS.get(key)
+    if scorer is None:
+        scorer = quality.load(path)
+        if len(_SCORERS) >= _SCORER_CACHE_SIZE:
+            _SCORERS.pop(next(iter(_SCORERS)))
+        _SCORERS[key] = scorer
+    return scorer
+
+
 def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
                 model_file: str | Path | None = None) -> dict[str, Any]:
     """Add the quality_score column (no drops: thresholds are applied at mix time).
@@ -326,7 +368,7 @@ def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
     start = time.perf_counter()
     files = _inputs(inputs)
     chosen = cfg.model_path if cfg.model_path not in (None, "default") else None
-    scorer = quality.load(chosen if chosen or cfg.model_path == "default" else model_file)
+    scorer = _scorer(chosen if chosen or cfg.model_path == "default" else model_file)
     out = _Outputs(out_dir, {**extra_columns(files), "quality_score": None})
     docs_in = 0
     total = 0.0

@@ -214,3 +214,28 @@ def test_signatures_match_reference_including_long_documents() -> None:
     a, b = hasher.a.astype(np.uint64), hasher.b.astype(np.uint64)
     reference = np.stack([((s[:, None].astype(np.uint64) * a + b) % (1 << 32)).min(axis=0) for s in sets])
     assert (hasher.signatures(sets) == reference.astype(np.uint32)).all()
+
+
+@pytest.mark.parametrize("budget", [0, 40])
+def test_run_dedup_output_does_not_depend_on_the_normalized_text_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    """The stage keeps normalised texts from its exact pass for the MinHash pass up to a budget of characters;
+    with none kept (0) or only some (40: the short ones), every output row is the same as with all kept."""
+    import curation.stages as stages
+
+    docs = _poems() + [(f"v{i}", _variant(t)) for i, (_, t) in enumerate(_poems())]
+    docs += [("x0", _poems()[0][1]), ("en", EN), ("en2", EN + " x"), ("e1", ""), ("e2", "")]
+    write_documents(_rows(docs), tmp_path / "in.parquet")
+    cfg = DedupConfig(char_ngram=3)
+
+    def run(out: str) -> tuple[dict, list[dict], list[dict]]:
+        stats = run_dedup([tmp_path / "in.parquet"], tmp_path / out, cfg)
+        stats.pop("seconds")
+        removed = pq.read_table(tmp_path / out / "removed" / "removed-00000.parquet").to_pylist()
+        return stats, pq.read_table(tmp_path / out / "docs-00000.parquet").to_pylist(), removed
+
+    everything = run("all")
+    assert everything[0]["dropped"]  # the set has exact and near duplicates
+    monkeypatch.setattr(stages, "_DEDUP_NORMALIZED_CHARS", budget)
+    assert run("budget") == everything

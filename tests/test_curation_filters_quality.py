@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from curation.config import EnglishFilterConfig, FilterConfig
-from curation.filters import check, cjk_fraction, dup_ngram_fraction
+from curation.filters import NgramIndex, check, cjk_fraction, dup_ngram_fraction, top_ngram_fraction
 
 from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
 
@@ -115,3 +117,40 @@ def test_dclm_low_quality_removed_more_than_high_quality() -> None:
     low = removed[0] / sum(r["label"] == 0 for r in rows)
     high = removed[1] / sum(r["label"] == 1 for r in rows)
     assert low > 2 * high and low - high > 0.1, (low, high)  # bench/filters.py: 0.31 vs 0.12
+
+
+def _top_by_counter(tokens: list[str] | str, n: int) -> float:
+    """Gopher's top n-gram share by its definition: count tuples/substrings, the first most frequent wins."""
+    if len(tokens) < n:
+        return 0.0
+    grams = [tokens[i : i + n] if isinstance(tokens, str) else tuple(tokens[i : i + n])
+             for i in range(len(tokens) - n + 1)]
+    gram, count = Counter(grams).most_common(1)[0]
+    return 0.0 if count < 2 else count * sum(map(len, gram)) / max(1, sum(map(len, tokens)))
+
+
+def _dup_by_counter(tokens: list[str] | str, n: int) -> float:
+    if len(tokens) < n:
+        return 0.0
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    counts = Counter(grams)
+    covered = {i + k for i, g in enumerate(grams) if counts[g] > 1 for k in range(n)}
+    return len(covered) / len(tokens)
+
+
+def test_ngram_measures_equal_their_counter_definitions() -> None:
+    """`NgramIndex` (integer n-gram ids) gives exactly the numbers of counting token tuples, ties included
+    (the first most frequent n-gram wins, and tied n-grams can differ in length), for words and characters,
+    whatever order the n are asked in (the index extends its ids n by n)."""
+    rng = random.Random(7)
+    cases: list[list[str] | str] = [[], "", ["a"], "a", list("abcabc"), "ab\ud800ab\ud800ab"]  # lone surrogate too
+    for _ in range(400):
+        alphabet = rng.choice(["ab", "abc", "abcdef", "的了是在"])
+        length = rng.randint(0, 60)
+        cases.append(["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3))) for _ in range(length)])
+        cases.append("".join(rng.choice(alphabet) for _ in range(length)))
+    for tokens in cases:
+        index = NgramIndex(tokens)
+        for n in (5, 2, 10, 1, 3, 4):
+            assert index.top_fraction(n) == top_ngram_fraction(tokens, n) == _top_by_counter(tokens, n), (tokens, n)
+            assert index.dup_fraction(n) == dup_ngram_fraction(tokens, n) == _dup_by_counter(tokens, n), (tokens, n)

@@ -244,3 +244,56 @@ def test_filter_stage_replaces_pii_and_counts_it(tmp_path: Path) -> None:
     assert not any("13812345678" in t for t in out)
     off = run_filter([tmp_path / "in.parquet"], tmp_path / "off", FilterConfig(pii=PiiConfig(enabled=False)))
     assert off["pii"]["docs"] == 0
+
+
+def test_english_wordlist_inflections_equal_the_word_by_word_rule() -> None:
+    """`english_words` adds the suffixes one suffix at a time (faster start-up); the set must equal that of
+    the rule applied word by word."""
+    doc = json.loads((Path(langid.__file__).parent / "langid_data" / "en_words.json").read_text(encoding="utf-8"))
+    expected = set(doc["words"])
+    for word in doc["words"]:
+        if len(word) >= 3:
+            for suffix, stem_end in langid.EN_SUFFIXES:
+                if word.endswith(stem_end):
+                    expected.add(word[: len(word) - len(stem_end)] + suffix)
+    assert english_words() == expected
+
+
+def test_pii_gates_only_skip_texts_the_full_patterns_cannot_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The phone, cn_id, IPv4 and IPv6 patterns run only when a cheap necessary pattern is found: on random
+    digit/dot/separator strings and real-looking texts, scrub gives the same result with the gates as without
+    them (the gates skip work, never a match)."""
+    import random
+    import re
+
+    from curation import pii
+
+    rng = random.Random(3)
+    texts = [
+        "如有疑问请拨打13812345678。Logged from 8.8.8.8, 1.2.3.4 and 2606:4700:4700::1111.",
+        f"身份证号：{_valid_id('11010519491231002')}，{_valid_id('44030619900101123')}。",
+        "Python 3.11.4, build 10.0.19041.1, v1.2.3.4, version 2.0.1.3",
+        "总部电话：010-62751234。Contact (415) 555-0100 or +44 20 7946 0958, +1 2 34 56; 138 1234 5678.",
+        "Call +1 2 34 56 now.",  # the shortest phone number: six digits
+    ]
+    for _ in range(3000):
+        alphabet = rng.choice(["0123456789.", "0123456789. x-", "123456789X0 ", "0123456789.:a", "13 -+()86.\n0",
+                               "0123456789abcdef:", "2001:db8:", "+1 (415) 555-01"])
+        texts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(5, 40))))
+    for _ in range(200):  # phone numbers of each format, with random digits
+        d = "".join(rng.choice("0123456789") for _ in range(8))
+        texts.append(rng.choice([f"电话 13{d[:1]}-{d[1:5]}-{d[4:8]}", f"tel. 0755-{d[:7]}", f"(415) {d[:3]}-{d[3:7]}",
+                                 f"call +44 {d[:2]} {d[2:6]} {d[4:8]}", f"{d[:3]}.{d[3:6]}.{d[4:8]}"]))
+    texts += [f"host {rng.randint(11, 99)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}."
+              for _ in range(100)]
+    for _ in range(200):
+        first17 = (f"{rng.randint(100000, 899999)}{rng.randint(1900, 2099)}{rng.randint(1, 12):02d}"
+                   f"{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}")
+        texts.append(f"编号 {_valid_id(first17)}。")
+    gated = [scrub(t) for t in texts]
+    everything = re.compile("")  # search() always finds the empty match: every pattern runs
+    for gate in ("_PHONE_GATE", "_CN_ID_GATE", "_IPV4_GATE", "_IPV6_GATE"):
+        monkeypatch.setattr(pii, gate, everything)
+    assert [scrub(t) for t in texts] == gated
+    for kind, least in {"cn_id": 100, "phone": 150, "ipv4": 50, "ipv6": 1}.items():  # found through the gates
+        assert sum(1 for _, counts in gated if counts.get(kind)) >= least, kind

@@ -226,3 +226,37 @@ def test_shipped_model_transfers_to_clear_cut_documents(default: quality.Quality
     assert len(ref) == 60 and len(crawl) == 300
     y = np.array([1] * len(ref) + [0] * len(crawl))
     assert roc_auc(y, np.array(default.score(ref + crawl))) > 0.90
+
+
+def test_ngram_ids_are_crc32_of_the_joined_ngrams() -> None:
+    """The ids are defined as crc32(UTF-8 of "unit" or "unit unit") % buckets; `ngram_ids_of` computes the
+    bigram crcs by extending the crc of "a " (no joined strings), which must give the same numbers."""
+    import zlib
+
+    from curation.quality_features import units_of
+
+    for text in ["", "one", "The cat sat on the mat, the cat.", "中文 text 混合 Ünïcödé wörds 𠀀𠀁", "a  b\nc"]:
+        lowered = [u.lower() for u in units_of(text)]
+        grams = lowered + [f"{a} {b}" for a, b in zip(lowered, lowered[1:])]
+        for buckets in (1 << 18, 1000, 7):
+            assert ngram_ids(text, buckets) == [zlib.crc32(g.encode("utf-8")) % buckets for g in grams]
+
+
+def test_quality_stage_reuses_a_loaded_model_until_its_file_changes(tmp_path: Path) -> None:
+    """`run_quality` keeps the scorers it loaded (reading the shipped model was half of the stage's CPU on
+    the curation bench); a model file written again (new mtime/size) is read again."""
+    import os
+
+    from curation import stages
+
+    first = stages._scorer(None)
+    assert stages._scorer(None) is first and stages._scorer(quality.DEFAULT_MODEL) is first
+    path = tmp_path / "m.npz"
+    first.save(path)
+    copy = stages._scorer(path)
+    assert copy is not first and stages._scorer(str(path)) is copy
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten: the key changes
+    assert stages._scorer(path) is not copy
+    with pytest.raises(FileNotFoundError, match="quality model not found"):
+        stages._scorer(tmp_path / "missing.npz")
