@@ -741,15 +741,24 @@ def _looks_binary(html: str) -> bool:
 
 
 def extract_document(
-    html: str | bytes, url: str | None = None, charset: str | None = None, fallback: str | None = None
+    html: str | bytes,
+    url: str | None = None,
+    charset: str | None = None,
+    fallback: str | None = None,
+    fallback_min_page_chars: int | None = None,
 ) -> Extraction:
     """Main text and title of a page, never raising: an empty text comes with a drop reason
     (`empty`, `binary`, `too_large`, `unparsable`, `no_main_text`, or `error` for a bug of ours or of
-    lxml/trafilatura on a pathological page: one bad record must not stop a shard)."""
+    lxml/trafilatura on a pathological page: one bad record must not stop a shard).
+
+    `fallback` (default `FALLBACK`) and `fallback_min_page_chars` (default `FALLBACK_MIN_PAGE_TEXT`; 0 sends
+    every unsure page to the fallback engine) are the `ingest.fallback*` settings."""
     if fallback is not None and fallback not in FALLBACKS:  # a configuration error, not a bad page: raise
         raise ValueError(f"unknown extraction fallback {fallback!r}: expected one of {FALLBACKS}")
+    if fallback_min_page_chars is not None and fallback_min_page_chars < 0:
+        raise ValueError(f"fallback_min_page_chars must be >= 0, got {fallback_min_page_chars}")
     try:
-        return _extract_document(html, url, charset, fallback)
+        return _extract_document(html, url, charset, fallback, fallback_min_page_chars)
     except Exception as exc:  # noqa: BLE001  (the reason is counted by the stage; the page is dropped)
         logging.getLogger(__name__).warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return Extraction("", "", "error")
@@ -772,6 +781,9 @@ def _fallback(html: str, url: str | None, fallback: str) -> tuple[str, str, str]
     raise ValueError(f"unknown extraction fallback {fallback!r}: expected one of {FALLBACKS}")
 
 
+_UNCOUNTED = 1 << 62  # above any pre-check threshold
+
+
 def _page_text_chars(html: str) -> int:
     """Characters of text anywhere in the page, menus, forms, hidden blocks and `<textarea>` included (only
     script/style/template left out): a rough upper bound of what any extractor can return. trafilatura
@@ -779,7 +791,7 @@ def _page_text_chars(html: str) -> int:
     use sit in a `<textarea>`), so the fallback pre-check counts everything."""
     root = _parse(html)
     if root is None:
-        return FALLBACK_MIN_PAGE_TEXT  # unparsable here: let the fallback decide
+        return _UNCOUNTED  # unparsable here: let the fallback decide
     body = root.find("body")
     total = 0
     for element in (body if body is not None else root).iter():
@@ -793,7 +805,11 @@ def _page_text_chars(html: str) -> int:
 
 
 def _extract_document(
-    html: str | bytes, url: str | None, charset: str | None, fallback: str | None = None
+    html: str | bytes,
+    url: str | None,
+    charset: str | None,
+    fallback: str | None = None,
+    fallback_min_page_chars: int | None = None,
 ) -> Extraction:
     if isinstance(html, bytes):
         if len(html) > MAX_HTML_CHARS:
@@ -817,11 +833,12 @@ def _extract_document(
     # Unsure: little text found. The fallback engine then tries; a page that is all short text
     # (a stub, a notice) is kept whole, and the min_chars filter of the stage judges it.
     fallback = FALLBACK if fallback is None else fallback
+    min_page = FALLBACK_MIN_PAGE_TEXT if fallback_min_page_chars is None else fallback_min_page_chars
     if (
         len(text) < 250
         and len(html) <= FALLBACK_MAX_CHARS
         and fallback != "none"
-        and _page_text_chars(html) >= FALLBACK_MIN_PAGE_TEXT
+        and (min_page == 0 or _page_text_chars(html) >= min_page)
     ):
         second, second_title, second_engine = _fallback(html, url, fallback)
         if len(second) > len(text):

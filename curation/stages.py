@@ -86,7 +86,8 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -
         for record in read_records(path, stats):
             reason = "empty_text"
             if record["kind"] == "html":
-                page = extract_document(record["content"], record["url"], record["charset"], cfg.fallback)
+                page = extract_document(record["content"], record["url"], record["charset"], cfg.fallback,
+                                        cfg.fallback_min_page_chars)
                 text, title = page.text, page.title
                 if page.reason in ("binary", "too_large", "unparsable", "error"):
                     reason = page.reason

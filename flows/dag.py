@@ -35,7 +35,8 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ingest", "5", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
-    # 5: no fallback under 2500 chars of page text, headings as paragraphs, teaser headlines kept
+    # 5: no fallback under 2500 chars of page text (ingest.fallback_min_page_chars), headings as paragraphs,
+    # teaser headlines kept
     Stage("langid", "4", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
     Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;

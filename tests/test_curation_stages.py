@@ -76,6 +76,21 @@ def test_ingest_fallback_setting_reaches_the_extractor(tmp_path: Path) -> None:
     assert sum(full[u] == t for u, t in plain.items()) > 0.8 * len(plain)
 
 
+def test_fallback_min_page_chars_zero_restores_the_fallback_on_short_pages(chain: dict, tmp_path: Path) -> None:
+    """ingest.fallback_min_page_chars=0: the unsure pages of `chain`'s WARCs (listings, notices: < 2500
+    characters of page text) go to trafilatura again, which returns their menus; the other pages are equal."""
+    out, stats = chain["ingest"]
+    all_stats = run_ingest([str(p) for p in WARCS], tmp_path / "all", IngestConfig(fallback_min_page_chars=0))
+    assert all_stats["docs_in"] == stats["docs_in"]
+    default = {r["url"]: r["text"] for r in read_documents([out / "docs-00000.parquet"])}
+    every = {r["url"]: r["text"] for r in read_documents([tmp_path / "all" / "docs-00000.parquet"])}
+    assert default.keys() <= every.keys()
+    changed = [u for u in every if default.get(u) != every[u]]
+    assert changed and len(changed) < 0.3 * len(every)
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        IngestConfig(fallback_min_page_chars=-1)
+
+
 def test_langid_keeps_zh_and_en_and_records_other_languages(chain: dict) -> None:
     out, stats = chain["langid"]
     assert {r["lang"] for r in read_documents([out])} == {"zh", "en"}
