@@ -22,6 +22,10 @@ file here holds only the documents the annotators disagreed on, the issue's held
 on): held-out reference text (WikiText-2 validation articles, The Verdict, the CS336 reference page) vs raw
 crawl, for the shipped model and for models built by the same recipe with one crawl source left out of their
 training, each next to length alone and the n-gram classifier alone (`transfer_rows`).
+Last, a table-markup invariance check of the shipped model (`markup_rows`): the scores of texts with each line
+wrapped as `| line |`, and of the whole text as one table row `|  | text |  |` (what trafilatura emits for a
+layout table), against the plain texts: mean absolute score difference (the words are unchanged, so a
+quality score should not move).
 CV AUCs are the mean over `--seeds` fold assignments; the interval is the bootstrap of the first seed's
 out-of-fold scores. The reference texts are the ones the shipped model's command uses (curation.quality).
 """
@@ -160,6 +164,34 @@ class RealFastText:
         return np.array(probs)
 
 
+DEMO = Path(__file__).resolve().parent.parent / "demo" / "text"
+
+
+def wrap_lines(text: str) -> str:
+    """Each line of `text` as a one-cell Markdown table row."""
+    return "\n".join(f"| {line} |" for line in text.splitlines())
+
+
+def wrap_row(text: str) -> str:
+    """The whole text as one table row with empty side cells (trafilatura's output for a layout table)."""
+    return "|  | " + " ".join(text.split()) + " |  |"
+
+
+def markup_rows(model: quality.QualityModel, sets: dict[str, list[str]]) -> str:
+    """Table: per text set, mean score, and mean / max |score(markup) - score(plain)| for `wrap_lines` and
+    `wrap_row`; the one-row text also against the same words on one line without pipes (markup alone)."""
+    lines = ["**Table-markup invariance of the shipped model** (mean absolute score change; words unchanged)", "",
+             "| texts | n | mean score | each line `\\| line \\|`: MAD (max) | one row: MAD vs plain | "
+             "one row vs one line without pipes: MAD |", "|---|---|---|---|---|---|"]
+    for name, texts in sets.items():
+        plain, wrapped, one_row, one_line = (np.array(model.score(ts)) for ts in (
+            texts, [wrap_lines(t) for t in texts], [wrap_row(t) for t in texts], [" ".join(t.split()) for t in texts]))
+        d = np.abs(wrapped - plain)
+        lines.append(f"| {name} | {len(texts)} | {plain.mean():.3f} | {d.mean():.3f} ({d.max():.3f}) | "
+                     f"{np.abs(one_row - plain).mean():.3f} | {np.abs(one_row - one_line).mean():.3f} |")
+    return "\n".join(lines)
+
+
 def cv_scores(texts: list[str], y: np.ndarray, fit_predict, folds: int, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     out = np.zeros(len(y))
     for fold in stratified_folds(y, folds, seed):
@@ -263,6 +295,12 @@ def main() -> int:
         print()
         print(table(transfer_rows(pos, texts, labels, args.bootstrap), "Transfer proxy: held-out reference text vs raw crawl",
                     "clear-cut cases; label combiner fitted on the DCLM labels"))
+    sets = {"DCLM labelled docs": texts}
+    for f in ("en_c4", "zh_wiki_cmrc2018"):
+        if (DEMO / f"{f}.jsonl").exists():
+            sets[f"demo/text/{f}.jsonl"] = quality.read_texts(DEMO / f"{f}.jsonl")
+    print()
+    print(markup_rows(quality.load(), sets))
     print(f"\n{time.perf_counter() - start:.0f} s in all")
     return 0
 

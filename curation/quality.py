@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from curation.filters import cjk_fraction, dup_line_fractions, lines_of
-from curation.quality_features import MAX_CHARS, STAT_NAMES, doc_stats, ngram_ids, ngram_ids_of, stats_of, units_of
+from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids, ngram_ids_of, normalised_cut, stats_of, units_of
 from curation.quality_linear import count_matrix, fit_logistic, fit_sparse_logistic, sigmoid, stratified_folds
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -191,10 +191,10 @@ class QualityModel:
         stats: list[np.ndarray] = []
         ids: dict[int, list[list[int]]] = {m.buckets: [] for m in logits}
         for t in texts:
-            cut = t[:MAX_CHARS]
+            cut, n_chars = normalised_cut(t)  # table markup stripped: same units, layout-free statistics
             units = units_of(cut)
             lowered = list(map(str.lower, units))
-            stats.append(stats_of(cut, len(t), units, lowered))
+            stats.append(stats_of(cut, n_chars, units, lowered))
             for buckets, lists in ids.items():
                 lists.append(ngram_ids_of(lowered, buckets))
         matrices = {b: count_matrix(lists, b) for b, lists in ids.items()}

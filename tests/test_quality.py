@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from curation import quality
-from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids
+from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids, strip_table_markup
 from curation.quality_linear import bootstrap_auc, fit_logistic, roc_auc, stratified_folds
 
 from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
@@ -260,3 +260,28 @@ def test_quality_stage_reuses_a_loaded_model_until_its_file_changes(tmp_path: Pa
     assert stages._scorer(path) is not copy
     with pytest.raises(FileNotFoundError, match="quality model not found"):
         stages._scorer(tmp_path / "missing.npz")
+
+
+def test_table_markup_is_stripped_before_the_statistics() -> None:
+    text = "| Name | Year |\n|---|:-:|\n| Ada |  |\n\nHome | About\n---\n|  | one row |  |\n|"
+    assert strip_table_markup(text) == "Name Year\nAda\n\nHome About\n---\none row\n"
+    assert strip_table_markup("no pipes\n---") == "no pipes\n---"
+    assert "pipes" not in STAT_NAMES
+    plain = "The committee met on Monday.\nIt agreed to fund the new library | which opens in May."
+    wrapped = "\n".join(f"| {line} |" for line in plain.splitlines())
+    assert np.array_equal(doc_stats(wrapped), doc_stats(plain))
+    assert ngram_ids(wrapped, 1 << 12) == ngram_ids(plain, 1 << 12)
+
+
+def test_table_markup_does_not_move_the_score(default: quality.QualityModel) -> None:
+    """Wrapping each line of a real text as '| line |', or the whole text as one table row, must not buy
+    score (before the fix: +0.30 mean on demo C4 texts, ~0.57 -> ~0.87; one row -> ~0.91)."""
+    texts = [json.loads(line)["text"] for name in ("en_c4", "zh_wiki_cmrc2018")
+             for line in (DEMO / "text" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()[:6]]
+    plain = default.score(texts)
+    wrapped = default.score(["\n".join(f"| {ln} |" for ln in t.splitlines()) for t in texts])
+    one_row = default.score(["|  | " + " ".join(t.split()) + " |  |" for t in texts])
+    one_line = default.score([" ".join(t.split()) for t in texts])  # the same words on one line, no pipes
+    for t, p, w, r, o in zip(texts, plain, wrapped, one_row, one_line):
+        assert abs(w - p) < 1e-9, (t[:60], p, w)
+        assert abs(r - o) < 1e-9, (t[:60], o, r)  # the pipes alone change nothing
