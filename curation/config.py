@@ -201,7 +201,6 @@ class DedupConfig(_Config):
         description="Persistent dedup index directory: dedup each batch against the documents kept by earlier "
         "runs too (duplicate_of = the earlier id), then add the batch's kept documents to it.",
     )
-    workers: int = Field(1, ge=1, description="Processes computing shingles and MinHash signatures.")
 
     @model_validator(mode="after")
     def _bands_rows(self) -> DedupConfig:

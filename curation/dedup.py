@@ -36,9 +36,10 @@ import shutil
 import tempfile
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import regex
@@ -378,7 +379,7 @@ class DedupIndex:
     def segments(self) -> list[Path]:
         return sorted(p for p in self.path.glob("seg-*") if p.is_dir() and (p / "ids.npy").exists())
 
-    def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: _ShingleStore, rows: np.ndarray) -> None:
+    def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: ShingleSource, rows: np.ndarray) -> None:
         """Write the documents `rows` (indices into keys/ids/store) as segment `name` (atomic rename)."""
         final = self.path / f"seg-{name}"
         if final.exists():
@@ -499,55 +500,83 @@ def near_duplicate_clusters(
         ids, lengths, keys, valid, digest = _signature_pass(
             docs, hasher, store, bands, rows, word_ngram, char_ngram, workers, normalized
         )
-        n = len(ids)
         store.freeze()
-        # Verified pairs inside the batch.
-        sets = _UnionFind(n)
-        pairs = _candidate_pairs(keys, valid)
-        for a, b in pairs.tolist():
-            if jaccard(store.get(a), store.get(b)) >= threshold:
-                sets.union(a, b)
-        # Verified matches against earlier batches: best (earliest) indexed document per new document.
-        earlier: dict[int, tuple[int, int]] = {}  # new doc -> (segment number, doc number in segment)
-        segments = [s for s in index.segments() if s.name != f"seg-{digest}"] if index else []
-        seg_ids: list[np.ndarray] = []
-        for s_no, seg in enumerate(segments):
-            seg_ids.append(np.load(seg / "ids.npy", mmap_mode="r"))
-            _match_segment(seg, s_no, keys, valid, store, threshold, earlier)
-        roots = sets.roots()
-        root_old: dict[int, tuple[int, int]] = {}
-        for i, old in earlier.items():
-            r = int(roots[i])
-            if r not in root_old or old < root_old[r]:
-                root_old[r] = old
-        # Keepers: only documents in clusters of 2+ need a Python-level comparison (dicts stay small).
-        in_cluster = np.bincount(roots, minlength=n)[roots] > 1
-        keeper: dict[int, int] = {}
-        for i in np.flatnonzero(in_cluster).tolist():
-            r = int(roots[i])
-            best = keeper.get(r)
-            if best is None or (-lengths[i], ids[i]) < (-lengths[best], ids[best]):
-                keeper[r] = i
-        result: dict[str, str] = {}
-        kept = valid.copy()
-        for i, r in enumerate(roots.tolist()):
-            if r in root_old:
-                s_no, k = root_old[r]
-                result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
-                kept[i] = False
-                if index_matches is not None:
-                    index_matches.add(ids[i])
-            elif in_cluster[i]:
-                result[ids[i]] = ids[keeper[r]]
-                kept[i] &= keeper[r] == i
-            else:
-                result[ids[i]] = ids[i]
-        if index is not None and update_index:
-            index.add_segment(digest, keys, ids, store, np.flatnonzero(kept))
-        return result
+        return cluster_signatures(ids, lengths, keys, valid, digest, store, threshold=threshold, index=index,
+                                  update_index=update_index, index_matches=index_matches)
     finally:
         store.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class ShingleSource(Protocol):
+    """What clustering reads shingles from: `_ShingleStore`, or one view over the stores of many shards."""
+
+    def get(self, i: int) -> np.ndarray: ...
+
+
+def cluster_signatures(
+    ids: list[str],
+    lengths: np.ndarray,
+    keys: np.ndarray,
+    valid: np.ndarray,
+    digest: str,
+    store: ShingleSource,
+    *,
+    threshold: float,
+    index: DedupIndex | None = None,
+    update_index: bool = True,
+    index_matches: set[str] | None = None,
+) -> dict[str, str]:
+    """`near_duplicate_clusters` from signatures computed already (by `signature_batch`, e.g. per shard).
+
+    `ids`, `lengths` (text lengths), `keys` ((n, bands) band keys), `valid` (has shingles) and `store` (shingle
+    hashes of document i) describe the same n documents in order; `digest` names the batch for the index.
+    """
+    n = len(ids)
+    # Verified pairs inside the batch.
+    sets = _UnionFind(n)
+    pairs = _candidate_pairs(keys, valid)
+    for a, b in pairs.tolist():
+        if jaccard(store.get(a), store.get(b)) >= threshold:
+            sets.union(a, b)
+    # Verified matches against earlier batches: best (earliest) indexed document per new document.
+    earlier: dict[int, tuple[int, int]] = {}  # new doc -> (segment number, doc number in segment)
+    segments = [s for s in index.segments() if s.name != f"seg-{digest}"] if index else []
+    seg_ids: list[np.ndarray] = []
+    for s_no, seg in enumerate(segments):
+        seg_ids.append(np.load(seg / "ids.npy", mmap_mode="r"))
+        _match_segment(seg, s_no, keys, valid, store, threshold, earlier)
+    roots = sets.roots()
+    root_old: dict[int, tuple[int, int]] = {}
+    for i, old in earlier.items():
+        r = int(roots[i])
+        if r not in root_old or old < root_old[r]:
+            root_old[r] = old
+    # Keepers: only documents in clusters of 2+ need a Python-level comparison (dicts stay small).
+    in_cluster = np.bincount(roots, minlength=n)[roots] > 1
+    keeper: dict[int, int] = {}
+    for i in np.flatnonzero(in_cluster).tolist():
+        r = int(roots[i])
+        best = keeper.get(r)
+        if best is None or (-lengths[i], ids[i]) < (-lengths[best], ids[best]):
+            keeper[r] = i
+    result: dict[str, str] = {}
+    kept = valid.copy()
+    for i, r in enumerate(roots.tolist()):
+        if r in root_old:
+            s_no, k = root_old[r]
+            result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
+            kept[i] = False
+            if index_matches is not None:
+                index_matches.add(ids[i])
+        elif in_cluster[i]:
+            result[ids[i]] = ids[keeper[r]]
+            kept[i] &= keeper[r] == i
+        else:
+            result[ids[i]] = ids[i]
+    if index is not None and update_index:
+        index.add_segment(digest, keys, ids, store, np.flatnonzero(kept))
+    return result
 
 
 def _signature_pass(
@@ -644,7 +673,7 @@ def _match_segment(
     s_no: int,
     keys: np.ndarray,
     valid: np.ndarray,
-    store: _ShingleStore,
+    store: ShingleSource,
     threshold: float,
     earlier: dict[int, tuple[int, int]],
     max_per_bucket: int = 8,
@@ -669,3 +698,95 @@ def _match_segment(
                 earlier[i] = (s_no, k)
     finally:
         old.close()
+
+
+# ---------------------------------------------------------------------------- per-shard signatures
+# The sharded dedup stage computes everything that needs a document's text once per shard, in parallel
+# (`write_shard_signatures`), and clusters from those files alone in one process (`ShardSignatures`,
+# `ShardShingles`, `cluster_signatures`). Files per shard: `<prefix>.npz` (ids, exact keys, lengths, text
+# digests, band keys, has-shingles mask, shingle offsets) and `<prefix>.u32` (the shingle hashes).
+
+
+def write_shard_signatures(docs: Iterable[tuple[str, str]], prefix: Path, *, num_perm: int, seed: int,
+                           bands: int, rows: int, word_ngram: int, char_ngram: int,
+                           tick: Callable[[int], None] | None = None) -> int:
+    """Signatures of every (id, text) of one shard, in order (repeated ids included); returns the count."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    shingles = prefix.with_suffix(".u32")
+    shingles.unlink(missing_ok=True)  # a rerun of a killed shard starts the file again
+    store = _ShingleStore(shingles)
+    ids: list[bytes] = []
+    exact: list[bytes] = []
+    digests: list[bytes] = []
+    lengths: list[int] = []
+    key_blocks: list[np.ndarray] = [np.zeros((0, bands), dtype=np.uint32)]
+    valid_blocks: list[np.ndarray] = [np.zeros(0, dtype=bool)]
+    texts: list[str] = []
+
+    def flush() -> None:
+        norms = [normalize(t) for t in texts]
+        exact.extend(normalized_key(n) for n in norms)
+        batch, ok, block = _hash_batch(texts, num_perm, seed, bands, rows, word_ngram, char_ngram, norms)
+        store.extend(batch)
+        key_blocks.append(block)
+        valid_blocks.append(ok)
+        texts.clear()
+        if tick is not None:
+            tick(len(ids))
+
+    try:
+        for doc_id, text in docs:
+            text = text or ""
+            ids.append(doc_id.encode("utf-8"))
+            digests.append(xxhash.xxh64_digest(text))
+            lengths.append(len(text))
+            texts.append(text)
+            if len(texts) == _BATCH:
+                flush()
+        flush()
+        np.savez(prefix.with_suffix(".part.npz"), ids=np.array(ids, dtype=bytes) if ids else np.zeros(0, "S1"),
+                 exact=np.array(exact, dtype="S16") if exact else np.zeros(0, "S16"),
+                 digests=np.array(digests, dtype="S8") if digests else np.zeros(0, "S8"),
+                 lengths=np.array(lengths, dtype=np.int64), keys=np.concatenate(key_blocks),
+                 valid=np.concatenate(valid_blocks), offsets=store.freeze())
+        os.replace(prefix.with_suffix(".part.npz"), prefix.with_suffix(".npz"))
+    finally:
+        store.close()
+    return len(ids)
+
+
+class ShardSignatures:
+    """One shard's signature file, loaded (ids as str; the shingles stay on disk)."""
+
+    def __init__(self, prefix: Path) -> None:
+        with np.load(prefix.with_suffix(".npz")) as z:
+            self.ids = [b.decode("utf-8") for b in z["ids"].tolist()]
+            self.exact = z["exact"].tolist()  # 16-byte exact keys (bytes)
+            self.digests = z["digests"].tolist()
+            self.lengths = z["lengths"]
+            self.keys = z["keys"]
+            self.valid = z["valid"]
+            offsets = z["offsets"]
+        self.store = _ShingleStore(prefix.with_suffix(".u32"), offsets)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class ShardShingles:
+    """The shingles of selected documents of many shards as one numbered sequence (`ShingleSource`)."""
+
+    def __init__(self, shards: list[ShardSignatures], picks: list[tuple[int, int]]) -> None:
+        self.shards, self.picks = shards, picks  # picks[i] = (shard number, row in shard)
+
+    def get(self, i: int) -> np.ndarray:
+        shard, row = self.picks[i]
+        return self.shards[shard].store.get(row)
+
+
+def batch_digest(pairs: Iterable[tuple[str, bytes]]) -> str:
+    """The index name of a batch from (id, xxh64 digest of its text) in order (as `_signature_pass` computes it)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for doc_id, text_digest in pairs:
+        digest.update(doc_id.encode("utf-8") + b"\0" + text_digest + b"\0")
+    return digest.hexdigest()

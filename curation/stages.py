@@ -1,18 +1,27 @@
 """The curation stage functions that `flows/` (and the CLI, tests, notebooks) call.
 
-Each is `run_<stage>(inputs, out_dir, cfg) -> stats`: it reads its parent's Parquet files (`inputs`;
-raw files for ingest), writes `out_dir/docs-00000.parquet` (mix: train/val shards) and the dropped
-documents to `out_dir/removed/removed-00000.parquet` with a `drop_reason` column, and returns
-JSON-serialisable stats: docs in/out, drops per reason, seconds. It never writes manifest.json.
+Each is `run_<stage>(inputs, out_dir, cfg, shard=0) -> stats` over ONE shard: it reads its parent's Parquet
+files (`inputs`, normally the parent's shard of the same number; raw files for ingest), writes
+`out_dir/docs-{shard:05d}.parquet` (mix: train/val shards) and the dropped documents to
+`out_dir/removed/removed-{shard:05d}.parquet` with a `drop_reason` column, and returns JSON-serialisable stats:
+docs in/out, drops per reason, seconds. It never writes manifest.json. Running the shards in parallel, on
+this machine or a cluster, is `flows.executor`'s job; dedup, which needs every shard, is three functions:
+`dedup_signatures` (per shard), `dedup_decide` (all shards' signatures, one process), `dedup_write` (per shard).
+
+A document that makes a step raise is dropped with reason `error:<ExceptionType>` (counted like any other
+drop), never the shard.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from curation import dedup, filters, langid, pii, quality
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
@@ -29,26 +38,61 @@ from curation.extract import extract_document
 from curation.mix import mix
 from curation.readers import ReadStats, expand_inputs, read_records, source_name
 
-OUTPUT_NAME = "docs-00000.parquet"
-REMOVED_NAME = "removed/removed-00000.parquet"
+def output_name(shard: int = 0) -> str:
+    """The kept documents of shard `shard`, relative to the stage's output directory."""
+    return f"docs-{shard:05d}.parquet"
+
+
+def removed_name(shard: int = 0) -> str:
+    """The dropped documents of shard `shard`, relative to the stage's output directory."""
+    return f"removed/removed-{shard:05d}.parquet"
+
+
+OUTPUT_NAME = output_name(0)
+REMOVED_NAME = removed_name(0)
+
+# Called with the number of documents a shard has handled so far (every 256): the executor's progress display.
+_PROGRESS: Callable[[int], None] | None = None
+
+
+def set_progress_hook(fn: Callable[[int], None] | None) -> None:
+    """Install (or remove, with None) the per-document progress callback of the running shard."""
+    global _PROGRESS
+    _PROGRESS = fn
+
+
+def error_reason(e: BaseException) -> str:
+    """The drop reason of a document that made a step raise."""
+    return f"error:{type(e).__name__}"
 
 
 class _Outputs:
-    """The kept and removed writers of one stage, with their counters."""
+    """The kept and removed writers of one stage's shard, with their counters."""
 
-    def __init__(self, out_dir: Path, extra: Mapping[str, Any], removed_extra: Iterable[str] = ()) -> None:
-        self.kept = DocumentWriter(out_dir / OUTPUT_NAME, dict(extra))
+    def __init__(self, out_dir: Path, extra: Mapping[str, Any], removed_extra: Iterable[str] = (),
+                 shard: int = 0) -> None:
+        # A rerun of a shard (resume, retry) must not leave a removed file of an earlier, killed attempt.
+        (out_dir / removed_name(shard)).unlink(missing_ok=True)
+        self.kept = DocumentWriter(out_dir / output_name(shard), dict(extra))
         removed_columns: dict[str, Any] = dict(extra)
         removed_columns.update(dict.fromkeys(["drop_reason", *removed_extra]))
-        self.removed = LazyWriter(out_dir / REMOVED_NAME, removed_columns)
+        self.removed = LazyWriter(out_dir / removed_name(shard), removed_columns)
         self.dropped: Counter[str] = Counter()
+        self.handled = 0
+
+    def _tick(self) -> None:
+        self.handled += 1
+        if _PROGRESS is not None and self.handled % 256 == 0:
+            _PROGRESS(self.handled)
 
     def keep(self, row: Mapping[str, Any]) -> None:
         self.kept.write(row)
+        self._tick()
 
     def drop(self, row: Mapping[str, Any], reason: str, **extra: Any) -> None:
         self.dropped[reason] += 1
         self.removed.write({**row, "drop_reason": reason, **extra})
+        self._tick()
 
     def close(self) -> dict[str, Any]:
         self.kept.close()
@@ -66,7 +110,7 @@ def _inputs(inputs: Sequence[str | Path]) -> list[Path]:
 # ------------------------------------------------------------------------------------------- ingest
 
 
-def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -> dict[str, Any]:
+def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig, shard: int = 0) -> dict[str, Any]:
     """Read raw files (WARC/WET/JSONL/Parquet), extract main text from HTML, write documents.
 
     Inputs may be paths, globs, directories or fsspec URLs (`curation.readers.expand_inputs`).
@@ -76,7 +120,7 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -
     """
     start = time.perf_counter()
     paths = expand_inputs(inputs)
-    out = _Outputs(out_dir, {})
+    out = _Outputs(out_dir, {}, shard=shard)
     read_stats: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
     damaged = 0
@@ -121,17 +165,21 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig) -
 # ------------------------------------------------------------------------------------------- langid
 
 
-def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig) -> dict[str, Any]:
+def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig, shard: int = 0) -> dict[str, Any]:
     """Fill lang/lang_score with `curation.langid.identify` (script rules + lid.176); drop other languages
     (lang:<code>; lang:none for text without a letter) and scores below the language's minimum (low_lang_score)."""
     start = time.perf_counter()
     files = _inputs(inputs)
-    out = _Outputs(out_dir, extra_columns(files))
+    out = _Outputs(out_dir, extra_columns(files), shard=shard)
     wanted = set(cfg.languages)
     docs_in = 0
     for row in read_documents(files):
         docs_in += 1
-        lang, score = langid.identify(row["text"] or "")
+        try:
+            lang, score = langid.identify(row["text"] or "")
+        except Exception as e:  # noqa: BLE001 -- one bad document is a counted drop, not a lost shard
+            out.drop(row, error_reason(e))
+            continue
         row = {**row, "lang": lang, "lang_score": score}
         if lang not in wanted:
             out.drop(row, f"lang:{lang or 'none'}")
@@ -145,7 +193,7 @@ def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig) -
 # ------------------------------------------------------------------------------------------- filter
 
 
-def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
+def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig, shard: int = 0) -> dict[str, Any]:
     """Replace PII (`curation.pii`), then apply the heuristic filters of `curation.filters`.
 
     The failed rule is the drop reason. PII is replaced in every document written, kept or removed, so
@@ -154,20 +202,25 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -
     """
     start = time.perf_counter()
     files = _inputs(inputs)
-    out = _Outputs(out_dir, extra_columns(files))
+    out = _Outputs(out_dir, extra_columns(files), shard=shard)
     pii_counts: Counter[str] = Counter()
     pii_docs = 0
     docs_in = 0
     for row in read_documents(files):
         docs_in += 1
         text = row["text"] or ""
-        if cfg.pii.enabled:
-            text, found = pii.scrub(text, cfg.pii.kinds)
-            if found:
-                pii_docs += 1
-                pii_counts.update(found)
-                row = {**row, "text": text}
-        reason = filters.check(text, row.get("lang"), cfg)
+        try:
+            found = None
+            if cfg.pii.enabled:
+                text, found = pii.scrub(text, cfg.pii.kinds)
+            reason = filters.check(text, row.get("lang"), cfg)
+        except Exception as e:  # noqa: BLE001 -- written with its PII-free text only: drop the raw one
+            out.drop({**row, "text": None}, error_reason(e))
+            continue
+        if found:
+            pii_docs += 1
+            pii_counts.update(found)
+            row = {**row, "text": text}
         if reason:
             out.drop(row, reason)
         else:
@@ -181,16 +234,138 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig) -
 # -------------------------------------------------------------------------------------------- dedup
 
 
-# Characters of normalised text the dedup stage keeps between its passes (1-4 bytes each): 32-128
-# MiB; the documents beyond it are normalised again in pass 2, as all of them were before.
-_DEDUP_NORMALIZED_CHARS = 32 * 1024 * 1024
+def _dedup_params(cfg: DedupConfig) -> dict[str, int]:
+    bands, rows = (cfg.bands, cfg.rows) if cfg.bands and cfg.rows else dedup.bands_rows_for_recall(cfg.threshold, cfg.num_perm)
+    if bands * rows > cfg.num_perm:
+        raise ValueError(f"bands * rows ({bands} x {rows}) exceeds num_perm ({cfg.num_perm})")
+    return dict(num_perm=cfg.num_perm, seed=cfg.seed, bands=bands, rows=rows, word_ngram=cfg.word_ngram,
+                char_ngram=cfg.char_ngram)
+
+
+def dedup_signatures(inputs: Sequence[str | Path], prefix: Path, cfg: DedupConfig) -> dict[str, Any]:
+    """Dedup, per shard: exact key, length and MinHash band keys of every document (`curation.dedup`)."""
+    start = time.perf_counter()
+    rows = ((row["id"], row["text"] or "") for row in read_documents(_inputs(inputs)))
+    n = dedup.write_shard_signatures(rows, prefix, tick=_PROGRESS, **_dedup_params(cfg))
+    return {"docs_in": n, "seconds": round(time.perf_counter() - start, 3)}
+
+
+# Decision codes of `dedup_decide`, one per document of a shard (same order as the shard's rows).
+_KEEP, _EXACT, _NEAR, _DUP_ID = 0, 1, 2, 3
+_DECISION_REASONS = {_EXACT: "exact_duplicate", _NEAR: "near_duplicate", _DUP_ID: "duplicate_id"}
+
+
+def dedup_decide(prefixes: Sequence[Path], decisions_dir: Path, cfg: DedupConfig) -> dict[str, Any]:
+    """Dedup, all shards at once (one process): exact groups, near-duplicate clusters, one decision per document.
+
+    Reads only the signature files (no text). Writes `decisions_dir/decisions-{shard:05d}.parquet` (code,
+    duplicate_of, dup_cluster, dup_cluster_size per row). Rules, in shard order: see `run_dedup`.
+    """
+    start = time.perf_counter()
+    shards = [dedup.ShardSignatures(p) for p in prefixes]
+    try:
+        return _decide(shards, decisions_dir, cfg, start)
+    finally:
+        for sh in shards:
+            sh.close()
+
+
+def _decide(shards: list[dedup.ShardSignatures], decisions_dir: Path, cfg: DedupConfig, start: float) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Exact groups and their representative (longest text, then smallest id), over first occurrences of ids.
+    best: dict[bytes, tuple[int, str, int, int]] = {}  # key -> (-length, id, shard, row)
+    group_size: Counter[bytes] = Counter()
+    first_key: dict[str, bytes] = {}
+    for s_no, sh in enumerate(shards):
+        for row, (doc, key) in enumerate(zip(sh.ids, sh.exact)):
+            if doc in first_key:
+                group_size[key] += first_key[doc] == key  # the same document twice: an exact duplicate
+                continue
+            first_key[doc] = key
+            group_size[key] += 1
+            candidate = (-int(sh.lengths[row]), doc, s_no, row)
+            if key not in best or candidate[:2] < best[key][:2]:
+                best[key] = candidate
+    representative = {key: b[1] for key, b in best.items()}
+    # Near-duplicate clusters over the representatives, in the order of their first occurrence.
+    picks = sorted((b[2], b[3]) for b in best.values())
+    ids = [shards[s].ids[r] for s, r in picks]
+    lengths = np.array([shards[s].lengths[r] for s, r in picks], dtype=np.int64)
+    bands = _dedup_params(cfg)["bands"]
+    keys = np.stack([shards[s].keys[r] for s, r in picks]) if picks else np.zeros((0, bands), np.uint32)
+    valid = np.array([bool(shards[s].valid[r]) for s, r in picks], dtype=bool)
+    digest = dedup.batch_digest((shards[s].ids[r], shards[s].digests[r]) for s, r in picks)
+    index = dedup.DedupIndex(cfg.index_dir, _dedup_params(cfg)) if cfg.index_dir else None
+    seen_before: set[str] = set()  # representatives whose cluster holds a document of an earlier batch
+    clusters = dedup.cluster_signatures(ids, lengths, keys, valid, digest, dedup.ShardShingles(shards, picks),
+                                        threshold=cfg.threshold, index=index, index_matches=seen_before)
+    del ids, lengths, keys, valid, picks
+    cluster_size: Counter[str] = Counter()
+    for key, rep in representative.items():
+        cluster_size[clusters[rep]] += group_size[key]
+    # One decision per document, shard by shard.
+    emitted: set[str] = set()
+    matched_index = 0
+    schema = pa.schema([("code", pa.int8()), ("duplicate_of", pa.string()), ("dup_cluster", pa.string()),
+                        ("dup_cluster_size", pa.int64())])
+    decisions_dir.mkdir(parents=True, exist_ok=True)
+    for s_no, sh in enumerate(shards):
+        cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+        for doc, own_key in zip(sh.ids, sh.exact):
+            code, dup_of, cluster, size = _KEEP, None, None, None
+            key = first_key[doc]
+            if doc in emitted and own_key != key:
+                code, dup_of = _DUP_ID, doc  # same id, different text: the first one wins
+            else:
+                rep = representative[key]
+                survivor = clusters[rep]
+                if rep in seen_before:  # the cluster's survivor is in an earlier batch (possibly this very id)
+                    matched_index += 1
+                    code, dup_of = _NEAR, survivor
+                elif doc != rep or doc in emitted:
+                    code, dup_of = _EXACT, survivor
+                elif survivor != rep:
+                    code, dup_of = _NEAR, survivor
+                else:
+                    cluster, size = survivor, cluster_size[survivor]
+                emitted.add(doc)
+            for name, value in zip(schema.names, (code, dup_of, cluster, size)):
+                cols[name].append(value)
+        part = decisions_dir / f".decisions-{s_no:05d}.part"
+        pq.write_table(pa.Table.from_pydict(cols, schema=schema), part)
+        os.replace(part, decisions_dir / f"decisions-{s_no:05d}.parquet")
+    return {"exact_groups": len(representative), "clusters": len(set(clusters.values())),
+            "duplicates_of_index": matched_index, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def dedup_write(inputs: Sequence[str | Path], decisions: Path, out_dir: Path, shard: int = 0) -> dict[str, Any]:
+    """Dedup, per shard: write kept documents (dup_cluster, dup_cluster_size) and removed ones (duplicate_of)."""
+    import pyarrow.parquet as pq
+
+    start = time.perf_counter()
+    files = _inputs(inputs)
+    table = pq.read_table(decisions)
+    out = _Outputs(out_dir, {**extra_columns(files), "dup_cluster": None, "dup_cluster_size": None}, ["duplicate_of"],
+                   shard=shard)
+    docs_in = 0
+    for row, code, dup_of, cluster, size in zip(read_documents(files), *(table[c].to_pylist() for c in table.column_names)):
+        docs_in += 1
+        if code == _KEEP:
+            out.keep({**row, "dup_cluster": cluster, "dup_cluster_size": size})
+        else:
+            out.drop(row, _DECISION_REASONS[code], duplicate_of=dup_of)
+    if docs_in != table.num_rows:
+        raise ValueError(f"dedup: {files} hold {docs_in} documents but {decisions} has {table.num_rows} decisions")
+    return {**out.close(), "docs_in": docs_in, "seconds": round(time.perf_counter() - start, 3)}
 
 
 def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> dict[str, Any]:
-    """Exact then near-duplicate removal (see `curation.dedup`).
+    """Exact then near-duplicate removal (see `curation.dedup`), each input file a shard, in one process.
 
-    Three streaming passes: (1) exact key, length and id of every document; (2) MinHash-LSH over one
-    representative per exact group; (3) write. Kept documents get dup_cluster (the kept id) and
+    The DAG runs the same three steps with the shards in parallel (`flows.sharded`): signatures per shard,
+    decisions over all of them, writing per shard. Kept documents get dup_cluster (the kept id) and
     dup_cluster_size (exact + near duplicates it stands for); removed ones get drop_reason
     exact_duplicate, near_duplicate or duplicate_id, and duplicate_of (the id that was kept).
     An id seen again with the same text is an exact_duplicate; with a different text, the first
@@ -198,100 +373,32 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     With `cfg.index_dir`, the batch is also deduplicated against the documents kept by earlier runs
     (duplicate_of is then the earlier document's id) and its kept documents are added to that index.
     """
+    import shutil
+    import tempfile
+
     start = time.perf_counter()
     files = _inputs(inputs)
-    # Pass 1: the exact group of every document, and its representative (longest text, then smallest id).
-    best: dict[bytes, tuple[int, str]] = {}
-    group_size: Counter[bytes] = Counter()
-    first_key: dict[str, bytes] = {}  # id -> exact key of its first occurrence
-    # id -> normalised text of first occurrences, kept for pass 2 up to a budget of characters: normalising
-    # was ~half of the stage's CPU and pass 2 repeated it for every representative.
-    normalized: dict[str, str] = {}
-    budget = _DEDUP_NORMALIZED_CHARS
-    docs_in = 0
-    for row in read_documents(files):
-        docs_in += 1
-        norm = dedup.normalize(row["text"] or "")
-        key = dedup.normalized_key(norm)
-        if row["id"] in first_key:
-            group_size[key] += first_key[row["id"]] == key  # the same document twice: an exact duplicate
-            continue
-        first_key[row["id"]] = key
-        if len(norm) <= budget:
-            normalized[row["id"]] = norm
-            budget -= len(norm)
-        group_size[key] += 1
-        candidate = (-len(row["text"] or ""), row["id"])
-        if key not in best or candidate < best[key]:
-            best[key] = candidate
-    representative = {key: doc for key, (_, doc) in best.items()}
-    reps = set(representative.values())
-    normalized = {doc: norm for doc, norm in normalized.items() if doc in reps}  # pass 2 needs only these
-    del reps
+    work = Path(tempfile.mkdtemp(prefix="dedup-"))
+    try:
+        prefixes = [work / f"sig-{i:05d}" for i in range(len(files))]
+        parts = [dedup_signatures([f], p, cfg) for f, p in zip(files, prefixes)]
+        decided = dedup_decide(prefixes, work, cfg)
+        written = [dedup_write([f], work / f"decisions-{i:05d}.parquet", out_dir, i) for i, f in enumerate(files)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return merge_dedup_stats(parts, decided, written, time.perf_counter() - start)
 
-    # Pass 2: near-duplicate clusters over the exact representatives only (first occurrences only).
-    def representatives() -> Iterable[tuple[str, str]]:
-        seen: set[str] = set()
-        for row in read_documents(files):
-            if row["id"] in seen:
-                continue
-            seen.add(row["id"])
-            # a first occurrence: its key is first_key's (not hashed again; exact_key normalises the text)
-            if row["id"] == representative[first_key[row["id"]]]:
-                yield row["id"], row["text"] or ""
 
-    seen_before: set[str] = set()  # representatives whose cluster holds a document of an earlier batch
-    clusters = dedup.near_duplicate_clusters(
-        representatives(),
-        threshold=cfg.threshold,
-        num_perm=cfg.num_perm,
-        word_ngram=cfg.word_ngram,
-        char_ngram=cfg.char_ngram,
-        seed=cfg.seed,
-        bands=cfg.bands,
-        rows=cfg.rows,
-        index_dir=cfg.index_dir,
-        workers=cfg.workers,
-        index_matches=seen_before,
-        normalized=normalized,
-    )
-    cluster_size: Counter[str] = Counter()
-    for key, rep in representative.items():
-        cluster_size[clusters[rep]] += group_size[key]
-
-    # Pass 3: write.
-    out = _Outputs(out_dir, {**extra_columns(files), "dup_cluster": None, "dup_cluster_size": None}, ["duplicate_of"])
-    emitted: set[str] = set()
-    matched_index = 0
-    for row in read_documents(files):
-        if row["id"] in emitted:  # a later occurrence of the id: hash its own text
-            key = dedup.exact_key(row["text"] or "")
-            if first_key[row["id"]] != key:
-                out.drop(row, "duplicate_id", duplicate_of=row["id"])  # same id, different text: first one wins
-                continue
-        else:
-            key = first_key[row["id"]]
-        rep = representative[key]
-        survivor = clusters[rep]
-        if rep in seen_before:  # the cluster's survivor is in an earlier batch (possibly this very id)
-            matched_index += 1
-            out.drop(row, "near_duplicate", duplicate_of=survivor)
-        elif row["id"] != rep or row["id"] in emitted:
-            out.drop(row, "exact_duplicate", duplicate_of=survivor)
-        elif survivor != rep:
-            out.drop(row, "near_duplicate", duplicate_of=survivor)
-        else:
-            out.keep({**row, "dup_cluster": survivor, "dup_cluster_size": cluster_size[survivor]})
-        emitted.add(row["id"])
-    result = out.close()
-    result.update(
-        docs_in=docs_in,
-        exact_groups=len(representative),
-        clusters=len(set(clusters.values())),
-        duplicates_of_index=matched_index,
-        seconds=round(time.perf_counter() - start, 3),
-    )
-    return result
+def merge_dedup_stats(signed: list[dict[str, Any]], decided: dict[str, Any], written: list[dict[str, Any]],
+                      seconds: float) -> dict[str, Any]:
+    """The dedup stage's stats from its three steps (the same keys as the single-process stage had)."""
+    dropped: Counter[str] = Counter()
+    for w in written:
+        dropped.update(w["dropped"])
+    return {"docs_out": sum(w["docs_out"] for w in written), "dropped": dict(sorted(dropped.items())),
+            "docs_in": sum(s["docs_in"] for s in signed), "exact_groups": decided["exact_groups"],
+            "clusters": decided["clusters"], "duplicates_of_index": decided["duplicates_of_index"],
+            "seconds": round(seconds, 3)}
 
 
 # ------------------------------------------------------------------------------------------ quality
@@ -360,7 +467,7 @@ def _scorer(path: str | Path | None) -> quality.QualityModel:
 
 
 def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
-                model_file: str | Path | None = None) -> dict[str, Any]:
+                model_file: str | Path | None = None, shard: int = 0) -> dict[str, Any]:
     """Add the quality_score column (no drops: thresholds are applied at mix time).
 
     The model: cfg.model_path when set ('default' = the shipped one), else `model_file` (the quality_model
@@ -370,14 +477,29 @@ def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
     files = _inputs(inputs)
     chosen = cfg.model_path if cfg.model_path not in (None, "default") else None
     scorer = _scorer(chosen if chosen or cfg.model_path == "default" else model_file)
-    out = _Outputs(out_dir, {**extra_columns(files), "quality_score": None})
+    out = _Outputs(out_dir, {**extra_columns(files), "quality_score": None}, shard=shard)
     docs_in = 0
     total = 0.0
     batch: list[dict[str, Any]] = []
 
+    def scores() -> list[float | BaseException]:
+        try:
+            return list(scorer.score([r["text"] or "" for r in batch]))
+        except Exception:  # noqa: BLE001 -- find the document that raises: score one by one
+            one: list[float | BaseException] = []
+            for r in batch:
+                try:
+                    one.append(scorer.score([r["text"] or ""])[0])
+                except Exception as e:  # noqa: BLE001
+                    one.append(e)
+            return one
+
     def flush() -> None:
         nonlocal total
-        for row, score in zip(batch, scorer.score([r["text"] or "" for r in batch])):
+        for row, score in zip(batch, scores()):
+            if isinstance(score, BaseException):
+                out.drop(row, error_reason(score))
+                continue
             total += score
             out.keep({**row, "quality_score": score})
         batch.clear()
@@ -391,7 +513,8 @@ def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
     result = out.close()
     result.update(
         docs_in=docs_in,
-        mean_quality=round(total / docs_in, 4) if docs_in else None,
+        quality_sum=total,  # the sharded stage's mean_quality is the sum over shards / docs out
+        mean_quality=round(total / result["docs_out"], 4) if result["docs_out"] else None,
         model=str(chosen or (model_file if cfg.model_path != "default" and model_file else "shipped default")),
         seconds=round(time.perf_counter() - start, 3),
     )

@@ -53,12 +53,28 @@ def _setup_env(home: str | None) -> None:
 def _parse_sets(items: list[str]) -> dict[str, str]:
     from flows.config import UserError
 
-    out = {}
+    out: dict[str, Any] = {}
     for it in items:
         if "=" not in it:
             raise UserError(f"--set expects KEY=VALUE, got '{it}'; e.g. --set pretrain.steps=50")
         k, v = it.split("=", 1)
         out[k.strip()] = v
+    return out
+
+
+# CLI flag -> `execution.*` config key (flows/executor.py, ExecutionConfig).
+EXECUTION_FLAGS = {"workers": "workers", "executor": "executor", "ray_address": "ray_address",
+                   "slurm_partition": "slurm_partition", "slurm_time": "slurm_time",
+                   "slurm_cpus_per_task": "slurm_cpus_per_task"}
+
+
+def _overrides(a: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` values plus the execution flags (``--workers 4`` = ``--set execution.workers=4``)."""
+    out = _parse_sets(a.set)
+    for flag, key in EXECUTION_FLAGS.items():
+        value = getattr(a, flag, None)
+        if value is not None:
+            out[f"execution.{key}"] = value
     return out
 
 
@@ -68,7 +84,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from storage.lineage import lineage_lines
     from storage.store import ArtifactStore
 
-    overrides = _parse_sets(a.set)
+    overrides = _overrides(a)
     files = refresh.incremental_inputs(a.flow, a.from_id, a.input) if a.incremental else a.input
     cfg = resolve_config(a.preset, overrides, files or None)  # all user errors surface before any work
     dag.expand_refresh(a.refresh)
@@ -257,7 +273,7 @@ def cmd_crawl(a: argparse.Namespace) -> int:
 def cmd_config(a: argparse.Namespace) -> int:
     from flows.config import resolve_config
 
-    cfg = resolve_config(a.preset, _parse_sets(a.set), a.input or None)
+    cfg = resolve_config(a.preset, _overrides(a), a.input or None)
     print(json.dumps(cfg.model_dump(mode="json"), indent=2, ensure_ascii=False))
     return 0
 
@@ -284,7 +300,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
                         "export PREFECT_API_URL=http://127.0.0.1:4200/api and run `lmpipe serve` again")
     from flows import refresh
 
-    overrides = _parse_sets(a.set)
+    overrides = _overrides(a)
     incremental = a.flow == "corpus" and not a.full  # the scheduled corpus refresh processes new files only
     resolve_config(a.preset, overrides, (refresh.expand_inputs(a.input) if incremental else a.input) or None)
     from flows.deploy import check_server
@@ -315,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config value, e.g. --set pretrain.steps=50 (repeatable)")
         sp.add_argument("--input", action="append", default=[], metavar="PATH",
                         help="raw input file (WARC/WET/JSONL/Parquet) replacing the preset's (repeatable)")
+        ex = sp.add_argument_group("execution (how curation stages run; never part of an artifact id)")
+        ex.add_argument("--workers", type=int, metavar="N", help="shards run at once (default: all cores)")
+        ex.add_argument("--executor", choices=["local", "ray", "slurm"], help="local processes (default), a Ray "
+                        "cluster (`ray start`; --ray-address) or Slurm job arrays (sbatch)")
+        ex.add_argument("--ray-address", metavar="ADDR", help="Ray cluster address (default $RAY_ADDRESS, else auto)")
+        ex.add_argument("--slurm-partition", metavar="NAME", help="Slurm partition (default: the cluster's)")
+        ex.add_argument("--slurm-time", metavar="T", help="Slurm time limit per job (default 4:00:00)")
+        ex.add_argument("--slurm-cpus-per-task", type=int, metavar="N", help="CPUs per Slurm task (default 1)")
 
     r = sub.add_parser("run", help="run a flow (default: the whole pipeline)")
     r.add_argument("flow", nargs="?", default="pipeline", help=f"one of: {', '.join(FLOW_NAMES)}")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
 from curation.config import QualityModelConfig
 from curation.crawl import CrawlConfig
+from flows.executor import ExecutionConfig
 from model.config import PretrainConfig, SFTConfig
 from tokenizer.config import TokenizerConfig, TokensConfig
 
@@ -32,7 +33,8 @@ class UserError(Exception):
 
 
 class PipelineConfig(BaseModel):
-    """Everything that decides what the DAG computes. Goes (per stage section) into the artifact ids."""
+    """Everything that decides what the DAG computes. Goes (per stage section) into the artifact ids; the
+    ``execution`` section says how it runs and never does."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,6 +52,8 @@ class PipelineConfig(BaseModel):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     crawl: CrawlConfig = Field(default_factory=CrawlConfig, description="Optional crawl stage (runs only with seeds).")
+    # How stages run (executor, workers, cluster settings): not a stage section, so never part of an id.
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
 
 def _demo_files(sub: str, pattern: str) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flows.config import PipelineConfig, UserError
+from flows.executor import ProgressFn
 from storage.store import ArtifactNotFound, ArtifactStore, Manifest, sha256_file
 
 
@@ -34,16 +35,17 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "5", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
+    Stage("ingest", "6", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
     # 5: no fallback under 2500 chars of page text (ingest.fallback_min_page_chars), headings as paragraphs,
-    # teaser headlines kept
-    Stage("langid", "4", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
-    Stage("filter", "2", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
-    Stage("dedup", "3", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
+    # teaser headlines kept; 6: one shard per raw input file (docs-{rank}.parquet), every sharded stage below
+    # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5)
+    Stage("langid", "5", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
+    Stage("filter", "3", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
+    Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     Stage("quality_model", "3", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
     # 3: table markup stripped before the statistics, no `pipes` statistic
-    Stage("quality", "4", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs
+    Stage("quality", "5", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs
     Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
     Stage("tokenizer", "5", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9",
     # indentation with the newline, repeated lines once; 4: "▁" + punctuation, digit + letter pieces;
@@ -219,28 +221,37 @@ def _run_subprocess(module: str, args: list[str], nproc: int = 1) -> dict[str, A
     return json.loads(lines[-1]) if lines else {}
 
 
-def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str]) -> Callable[[Path], dict[str, Any]]:
+def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str],
+             progress: ProgressFn | None = None) -> Callable[[Path], dict[str, Any]]:
     """The function that fills an artifact directory for stage ``name`` (calls the plain library)."""
     parents = {p: store.get(ids[p]) for p in _stage(name).parents}
 
     def parquet_of(m: Manifest) -> list[str]:
+        """The artifact's document shards in rank order (top-level Parquet files; not removed/, not logs/)."""
         local = store.local_dir(m.id)
-        return [str(local / f["path"]) for f in m.files
-                if f["path"].endswith(".parquet") and not f["path"].startswith("removed/")]
+        return sorted(str(local / f["path"]) for f in m.files if f["path"].endswith(".parquet") and "/" not in f["path"])
 
     if name in FLOWS["corpus"]:
         from curation import stages as cs
+        from flows.sharded import SHARDED, run_sharded
 
         fn = getattr(cs, f"run_{name}")
+        extra: tuple[Any, ...] = ()
         if name == "quality":
-            model = store.local_dir(ids["quality_model"]) / cs.QUALITY_MODEL_NAME
-            return lambda out: cs.run_quality(parquet_of(parents["dedup"]), out, cfg.quality, model)
-        inputs = list(cfg.inputs) if name == "ingest" else parquet_of(parents[STAGES[name].parents[0]])
+            extra = (str(store.local_dir(ids["quality_model"]) / cs.QUALITY_MODEL_NAME),)
+        if name == "ingest":
+            from curation.readers import expand_inputs
+
+            inputs = [str(p) for p in expand_inputs(list(cfg.inputs))]
+        else:
+            inputs = parquet_of(parents[STAGES[name].parents[0]])
         if name == "ingest" and crawl_enabled(cfg):
             crawl = store.get(ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {}))
             inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]
         if name == "mix":
             return lambda out: mix_with_report(inputs, out, cfg, store, ids)
+        if name in SHARDED:
+            return lambda out: run_sharded(name, inputs, out, getattr(cfg, name), cfg.execution, progress, extra)
         return lambda out: fn(inputs, out, getattr(cfg, name))
     if name == CRAWL.name:
         from curation.crawl import config_seeds, run_crawl
@@ -313,11 +324,16 @@ def precheck(flow: str, cfg: PipelineConfig, store: ArtifactStore, known: dict[s
 
 
 def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str], refresh: bool,
-              flow_run_id: str | None = None) -> tuple[Manifest, bool]:
-    """Compute (or find) one stage's artifact. Returns ``(manifest, built)``."""
+              flow_run_id: str | None = None, progress: ProgressFn | None = None) -> tuple[Manifest, bool]:
+    """Compute (or find) one stage's artifact. Returns ``(manifest, built)``.
+
+    Sharded stages (``flows.sharded``) resume: shards completed by an interrupted build of the same id are
+    reused. ``progress`` receives the executor's progress snapshots (``flows.executor``)."""
+    from flows.sharded import SHARDED
+
     conf, parents, raw = stage_identity(name, cfg, ids)
-    return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids),
-                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id)
+    return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids, progress),
+                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id, resumable=name in SHARDED)
 
 
 def run_flow_plain(flow: str, cfg: PipelineConfig, store: ArtifactStore, refresh: list[str] | None,

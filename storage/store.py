@@ -23,14 +23,19 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shutil
+
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +46,10 @@ import fsspec
 
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+LEASE_PREFIX = ".lease-"
+# A build directory nobody owns is kept this long for a resume, then `clean_tmp` removes it.
+STALE_BUILD_DAYS = 7
+_ARTIFACT_ID = re.compile(r"[a-z_]+-[0-9a-f]{12}")
 DEFAULT_HOME = "./lmpipe-data"
 
 
@@ -211,23 +220,55 @@ class ArtifactStore:
         return cache
 
     # ---- writing -----------------------------------------------------------------------------------
+    def work_dir(self, artifact_id: str) -> Path:
+        """Where an artifact is built: the same path for the same id, so an interrupted build can be resumed
+        (on a local root ``<root>/<kind>/.tmp-<id>``, renamed into place when complete)."""
+        kind = artifact_id.rsplit("-", 1)[0]
+        if self.is_local:
+            return Path(self._root) / kind / f"{TMP_PREFIX}{artifact_id}"
+        return Path(tempfile.gettempdir()) / "lmpipe-work" / f"{TMP_PREFIX}{artifact_id}"
+
+    def lease_path(self, artifact_id: str) -> Path:
+        return self.work_dir(artifact_id).with_name(f"{LEASE_PREFIX}{artifact_id}.json")
+
     def clean_tmp(self) -> int:
-        """Remove ``.tmp-*`` directories left by crashed runs whose process is gone; returns how many."""
+        """Remove build directories nobody will use again; returns how many.
+
+        Never one whose lease has a live owner (`Lease`): a corpus refresh on one worker must not delete a
+        pretrain that a GPU worker is building on the same volume. A build directory without a live owner is
+        kept for resuming (its completed shards are reused), unless its artifact is complete now or it is
+        older than `STALE_BUILD_DAYS`. Old-style directories (``.tmp-<id>-<host>-<pid>-<rand>``) go when
+        their process on this host is gone (other hosts' after `STALE_BUILD_DAYS`).
+        """
         if not self.is_local:
             return 0
         removed = 0
+        cutoff = time.time() - STALE_BUILD_DAYS * 86400
         for kind_dir in Path(self._root).iterdir() if Path(self._root).exists() else []:
             if not kind_dir.is_dir():
                 continue
             for d in kind_dir.glob(f"{TMP_PREFIX}*"):
-                # name: .tmp-<id>-<host>-<pid>-<rand>
-                bits = d.name.split("-")
+                name = d.name[len(TMP_PREFIX):]
                 try:
-                    host, pid = bits[-3], int(bits[-2])
-                except (IndexError, ValueError):
-                    host, pid = "", -1
-                if host == _hostname() and pid > 0 and _pid_alive(pid) and pid != os.getpid():
+                    old = d.stat().st_mtime < cutoff
+                except OSError:
                     continue
+                if _ARTIFACT_ID.fullmatch(name):  # a resumable build directory
+                    lease = Lease.read(self.lease_path(name))
+                    if lease is not None and lease.alive():
+                        continue
+                    if not (self.exists(name) or old):
+                        continue
+                else:  # old-style: .tmp-<id>-<host>-<pid>-<rand> (or .tmp-old-…, a replaced artifact)
+                    bits = d.name.split("-")
+                    try:
+                        host, pid = bits[-3], int(bits[-2])
+                    except (IndexError, ValueError):
+                        host, pid = "", -1
+                    if host == _hostname() and pid > 0 and _pid_alive(pid) and pid != os.getpid():
+                        continue
+                    if host != _hostname() and host and not old:
+                        continue
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed
@@ -243,11 +284,15 @@ class ArtifactStore:
         inputs: list[dict[str, Any]] | None = None,
         refresh: bool = False,
         flow_run_id: str | None = None,
+        resumable: bool = False,
     ) -> tuple[Manifest, bool]:
         """Return the artifact for these inputs, computing it with ``fn(out_dir) -> stats`` when needed.
 
         Returns ``(manifest, built)``; ``built`` is False when a complete artifact was already there.
-        ``refresh=True`` recomputes and then replaces the existing artifact.
+        ``refresh=True`` recomputes and then replaces the existing artifact. ``out_dir`` is the same directory
+        for the same id (`work_dir`), held through a `Lease`: a second build of the same id waits for the first
+        and then returns its artifact. With ``resumable``, what an interrupted build left there is kept for
+        ``fn`` to reuse (sharded stages skip their completed shards); otherwise it starts empty.
         """
         aid = compute_id(kind, stage_version, config, parents)
         if not refresh and self.exists(aid):
@@ -255,14 +300,19 @@ class ArtifactStore:
         for p in parents:
             if not self.exists(p):
                 raise ArtifactNotFound(f"parent artifact '{p}' of {aid} is missing; re-run without --from")
+        with Lease.acquire(self.lease_path(aid), done=None if refresh else lambda: self.exists(aid)) as lease:
+            if lease is None:  # another process built it while we waited
+                return self.get(aid), False
+            return self._build_in(aid, kind, stage_version, config, parents, fn, inputs, flow_run_id, resumable), True
 
+    def _build_in(self, aid: str, kind: str, stage_version: str, config: dict[str, Any], parents: list[str],
+                  fn: Callable[[Path], dict[str, Any]], inputs: list[dict[str, Any]] | None,
+                  flow_run_id: str | None, resumable: bool) -> Manifest:
         t0 = time.time()
-        scratch = Path(self._root if self.is_local else tempfile.gettempdir())
-        if self.is_local:
-            scratch = Path(self._root) / kind
-        scratch.mkdir(parents=True, exist_ok=True)
-        tmp = scratch / f"{TMP_PREFIX}{aid}-{_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        tmp = self.work_dir(aid)
+        if tmp.exists() and not resumable:
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         try:
             stats = fn(tmp) or {}
             files = []
@@ -289,9 +339,10 @@ class ArtifactStore:
             }
             self._publish(aid, tmp, manifest)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not resumable:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return self.get(aid), True
+        return self.get(aid)
 
     def _publish(self, aid: str, tmp: Path, manifest: dict[str, Any]) -> None:
         """Write the manifest last and move the directory into place (atomically on a local root)."""
@@ -371,3 +422,96 @@ class ArtifactStore:
 
 def _hostname() -> str:
     return socket.gethostname().replace("-", "_") or "host"
+
+
+# How often a lease's owner rewrites its heartbeat, and after how long without one a lease of another host
+# counts as abandoned (a lease of this host is abandoned as soon as its process is gone).
+HEARTBEAT_SECONDS = 10.0
+LEASE_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who builds an artifact now: host, pid and a heartbeat, in ``<kind>/.lease-<id>.json`` beside its build
+    directory. Created with O_EXCL (one owner at a time); a waiting process takes over only an abandoned one."""
+
+    host: str
+    pid: int
+    heartbeat: float
+    started: float
+
+    @staticmethod
+    def read(path: Path) -> Lease | None:
+        try:
+            data = json.loads(path.read_text())
+            return Lease(str(data["host"]), int(data["pid"]), float(data["heartbeat"]), float(data["started"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def alive(self) -> bool:
+        if self.host == _hostname():
+            return _pid_alive(self.pid)
+        return time.time() - self.heartbeat < LEASE_TIMEOUT_SECONDS
+
+    @staticmethod
+    @contextlib.contextmanager
+    def acquire(path: Path, done: Callable[[], bool] | None = None, poll: float = 1.0) -> Iterator[Lease | None]:
+        """Hold the lease at ``path`` for the ``with`` block (yields it), heartbeating in a thread.
+
+        While another live process holds it, wait; yields None instead when ``done()`` turns true meanwhile
+        (that process completed the work). An abandoned lease (owner gone) is taken over.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        waited = False
+        while True:
+            now = time.time()
+            mine = Lease(_hostname(), os.getpid(), now, now)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                held = Lease.read(path)
+                if held is not None and held.pid == os.getpid() and held.host == _hostname():
+                    raise RuntimeError(f"{path} is already held by this process (a stage built inside itself?)")
+                if held is None or not held.alive():
+                    # Abandoned (or half-written by a process killed while creating it): move it away atomically.
+                    with contextlib.suppress(OSError):
+                        if held is None and time.time() - path.stat().st_mtime < 5:
+                            time.sleep(poll)  # possibly being written right now: look again
+                            continue
+                        os.replace(path, path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}"))
+                        for stale in path.parent.glob(f"{path.name}.stale-*"):
+                            stale.unlink(missing_ok=True)
+                    continue
+                if done is not None and done():
+                    yield None
+                    return
+                if not waited:
+                    print(f"lmpipe: {path.name[len(LEASE_PREFIX):-5]} is being built by pid {held.pid} on "
+                          f"{held.host}; waiting for it", file=sys.stderr)
+                    waited = True
+                time.sleep(poll)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(mine.__dict__, f)
+            break
+        if done is not None and done():  # completed between our check and our lease
+            path.unlink(missing_ok=True)
+            yield None
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                part = path.with_name(f".{path.name}.{os.getpid()}.part")
+                with contextlib.suppress(OSError):
+                    part.write_text(json.dumps({**mine.__dict__, "heartbeat": time.time()}))
+                    os.replace(part, path)
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield mine
+        finally:
+            stop.set()
+            thread.join()
+            path.unlink(missing_ok=True)

@@ -216,26 +216,30 @@ def test_signatures_match_reference_including_long_documents() -> None:
     assert (hasher.signatures(sets) == reference.astype(np.uint32)).all()
 
 
-@pytest.mark.parametrize("budget", [0, 40])
-def test_run_dedup_output_does_not_depend_on_the_normalized_text_budget(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
-) -> None:
-    """The stage keeps normalised texts from its exact pass for the MinHash pass up to a budget of characters;
-    with none kept (0) or only some (40: the short ones), every output row is the same as with all kept."""
-    import curation.stages as stages
-
+@pytest.mark.parametrize("cuts", [(5,), (3, 9, 20)])
+def test_run_dedup_output_does_not_depend_on_the_shards(tmp_path: Path, cuts: tuple[int, ...]) -> None:
+    """The same documents split into shards (signatures per shard, one decision pass, writing per shard) give,
+    shard outputs concatenated, exactly the rows of a single shard: duplicates across shards included."""
     docs = _poems() + [(f"v{i}", _variant(t)) for i, (_, t) in enumerate(_poems())]
-    docs += [("x0", _poems()[0][1]), ("en", EN), ("en2", EN + " x"), ("e1", ""), ("e2", "")]
-    write_documents(_rows(docs), tmp_path / "in.parquet")
+    docs += [("x0", _poems()[0][1]), ("en", EN), ("en2", EN + " x"), ("e1", ""), ("e2", ""), ("x0", "other")]
+    rows = _rows(docs)
+    write_documents(rows, tmp_path / "in.parquet")
+    bounds = [0, *cuts, len(rows)]
+    shards = []
+    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        shards.append(tmp_path / f"in-{i}.parquet")
+        write_documents(rows[lo:hi], shards[-1])
     cfg = DedupConfig(char_ngram=3)
 
-    def run(out: str) -> tuple[dict, list[dict], list[dict]]:
-        stats = run_dedup([tmp_path / "in.parquet"], tmp_path / out, cfg)
+    def run(inputs: list[Path], out: str) -> tuple[dict, list[dict], list[dict]]:
+        stats = run_dedup(inputs, tmp_path / out, cfg)
         stats.pop("seconds")
-        removed = pq.read_table(tmp_path / out / "removed" / "removed-00000.parquet").to_pylist()
-        return stats, pq.read_table(tmp_path / out / "docs-00000.parquet").to_pylist(), removed
+        kept = list(read_documents(sorted((tmp_path / out).glob("docs-*.parquet"))))
+        removed = list(read_documents(sorted((tmp_path / out / "removed").glob("*.parquet"))))
+        return stats, kept, removed
 
-    everything = run("all")
-    assert everything[0]["dropped"]  # the set has exact and near duplicates
-    monkeypatch.setattr(stages, "_DEDUP_NORMALIZED_CHARS", budget)
-    assert run("budget") == everything
+    one = run([tmp_path / "in.parquet"], "one")
+    assert one[0]["dropped"]["exact_duplicate"] and one[0]["dropped"]["near_duplicate"]
+    assert one[0]["dropped"]["duplicate_id"] == 1
+    assert run(shards, "sharded") == one
+    assert len(list((tmp_path / "sharded").glob("docs-*.parquet"))) == len(shards)
