@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datatrove.pipeline.base import PipelineStep
+from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -104,8 +105,9 @@ class ShardTask(PipelineStep):
         from curation import stages
 
         state = Path(self.state_dir)
-        _write_json(state / "started" / f"{rank:05d}.json",
-                    {"pid": os.getpid(), "host": os.uname().nodename, "time": time.time()})
+        where = {"pid": os.getpid(), "host": os.uname().nodename, "node": _ray_node_id(), "time": time.time()}
+        _write_json(state / "started" / f"{rank:05d}.json", where)
+        logger.info(f"{self.label} shard {rank}: pid {where['pid']} on {where['host']} (Ray node {where['node']})")
         last = [0.0]
 
         def tick(docs: int) -> None:  # documents done so far in this shard, on disk at most every 0.5 s
@@ -128,6 +130,15 @@ class ShardTask(PipelineStep):
                 self.stat_update(key, value=stats[key])
         _write_json(state / "stats" / f"{rank:05d}.json", stats)
         return None
+
+
+def _ray_node_id() -> str | None:
+    """The Ray node this process runs on, when it is a Ray worker (None otherwise)."""
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 # ------------------------------------------------------------------------------------------ local executor
@@ -233,6 +244,7 @@ def _run_ray(executor_kwargs: dict[str, Any], execution: ExecutionConfig) -> Any
 
 
 def _run_slurm(executor_kwargs: dict[str, Any], execution: ExecutionConfig) -> Any:
+    """Submit the ranks as a Slurm job array (datatrove), wait for it, resubmit failed ranks ``retries`` times."""
     from datatrove.executor import SlurmPipelineExecutor
 
     # datatrove's job runs `source <venv>/bin/activate` and then its `launch_pickled_pipeline` command: the
@@ -243,12 +255,15 @@ def _run_slurm(executor_kwargs: dict[str, Any], execution: ExecutionConfig) -> A
         job_name=f"lmpipe-{Path(str(executor_kwargs['logging_dir'])).name}",
         venv_path=str(Path(sys.executable).parent / "activate"), sbatch_args=dict(execution.slurm_sbatch_args),
         max_array_launch_parallel=True, requeue=True)
-    executor.run()  # submits the job array and returns; wait for every rank's completion marker
-    while executor.get_incomplete_ranks():
-        if not _slurm_job_alive(executor.job_id):
-            time.sleep(2)  # a just-finished job's marker may still be on its way over a shared filesystem
+    for _ in range(execution.retries + 1):  # a rerun submits only the ranks without a completion marker
+        executor.run()  # submits the job array and returns; wait until it has left the queue
+        while executor.get_incomplete_ranks() and _slurm_job_alive(executor.job_id):
+            time.sleep(1)
+        if not executor.get_incomplete_ranks():
             break
-        time.sleep(1)
+        time.sleep(2)  # a just-finished job's marker may still be on its way over a shared filesystem
+        if not executor.get_incomplete_ranks():
+            break
     return executor
 
 
@@ -396,8 +411,6 @@ def run_shards(label: str, fn: Callable[[int], dict[str, Any]], tasks: int, stat
 def _quiet_datatrove() -> None:
     """datatrove logs every rank's start and stats at INFO on stderr; keep warnings only on the console (each
     rank's full log is in its log file)."""
-    from loguru import logger
-
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
 

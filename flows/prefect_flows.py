@@ -14,7 +14,10 @@ cached Prefect result can point at a deleted file. Ids are planned before anythi
 manifest is complete gets no task run, and a section with nothing to do no subflow run (docs/LOG.md: ~0.6 s per
 task run on the ephemeral server); their manifests are still published, marked skipped. Each stage publishes a markdown artifact (manifest summary,
 parents) and a table artifact (its stats) on the flow run; ``mix`` also the corpus report (``mix-report``),
-``pretrain``/``sft`` their metrics and loss curve (``pretrain-training``, ``sft-training``).
+``pretrain``/``sft`` their metrics and loss curve (``pretrain-training``, ``sft-training``); sharded stages
+a progress artifact (``<stage>-progress``: shards done, documents, docs/s, ETA) updated as shards finish.
+Execution settings (``execution.workers``, ``execution.executor``, ``execution.ray_address``, ``execution.slurm_*``)
+go in ``overrides`` like any other key: they never change an artifact id.
 
 Run: ``lmpipe run pipeline`` (see ``flows.cli``), or ``python -m flows.prefect_flows`` for the demo.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -91,12 +94,39 @@ def publish_training(m: Manifest, model_dir: Path) -> None:
         create_markdown_artifact(markdown=md, key=_key(f"{m.kind}-training"), description=f"{m.kind} loss curve")
 
 
+def progress_reporter(name: str) -> Callable[[dict[str, Any]], None] | None:
+    """A progress artifact for a sharded stage (``<stage>-progress``), created on this task run and updated from
+    the executor's progress thread whenever a shard completes (``flows.executor`` snapshots)."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    try:
+        artifact = create_progress_artifact(0.0, key=_key(f"{name}-progress"), description=f"{name}: starting")
+    except Exception:  # noqa: BLE001 -- no API (e.g. a bare call outside a flow): no progress artifact
+        return None
+    last: list[tuple[str, int] | None] = [None]
+
+    def report(snap: dict[str, Any]) -> None:
+        mark = (snap["stage"], snap["shards_done"])
+        if mark == last[0]:
+            return
+        last[0] = mark
+        eta = f", ETA {snap['eta_s']:.0f} s" if snap.get("eta_s") is not None else ""
+        update_progress_artifact(artifact, round(100 * snap["fraction"], 1), description=(
+            f"{snap['stage']}: {snap['shards_done']}/{snap['shards']} shards, {snap['docs']} docs, "
+            f"{snap['docs_per_s']:.0f} docs/s{eta}"))
+
+    return report
+
+
 def _stage_fn(name: str):
     def run(preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None, home: str | None,
             ids: dict[str, str], refresh: bool) -> dict[str, Any]:
+        from flows.sharded import SHARDED
+
         cfg = resolve_config(preset, overrides, inputs)
         store = ArtifactStore(home)
-        m, built = dag.run_stage(name, cfg, store, ids, refresh, flow_run_id=_flow_run_id())
+        progress = progress_reporter(name) if name in SHARDED else None
+        m, built = dag.run_stage(name, cfg, store, ids, refresh, flow_run_id=_flow_run_id(), progress=progress)
         get_run_logger().info("%s %s %s (%s)", name, "built" if built else "skipped", m.id, summarize_stats(m.stats))
         publish(m, built, store.local_dir(m.id) / "report" if name == "mix" else None)
         if name in ("pretrain", "sft"):

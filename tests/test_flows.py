@@ -71,16 +71,22 @@ def test_stats_are_published_to_prefect(first_run):
     import anyio
     from prefect.client.orchestration import get_client
 
-    async def keys() -> set[str]:
+    async def artifacts() -> dict[str, dict]:
         async with get_client() as client:
             # The REST call directly: prefect 3.8.8's read_artifacts() sends null filters that its server rejects
             # (422), and passing empty TaskRunFilter() objects silently drops flow-level artifacts (inner join).
             resp = await client._client.post("/artifacts/filter", json={"limit": 200, "sort": "CREATED_DESC"})
             resp.raise_for_status()
-            return {a["key"] for a in resp.json() if a.get("key")}
+            return {a["key"]: a for a in reversed(resp.json()) if a.get("key")}  # the latest of each key
 
-    published = anyio.run(keys)
-    assert {"mix-stats", "mix-manifest", "dedup-stats", "sft-manifest", "lineage"} <= published
+    published = anyio.run(artifacts)
+    assert {"mix-stats", "mix-manifest", "dedup-stats", "sft-manifest", "lineage"} <= set(published)
+    # sharded stages: a progress artifact, complete, saying how many shards and documents
+    for stage in ("ingest", "langid", "filter", "quality"):
+        progress = published[f"{stage}-progress"]
+        assert progress["type"] == "progress" and float(progress["data"]) == 100.0
+        assert "3/3 shards" in progress["description"], progress["description"]
+    assert published["dedup-progress"]["description"].startswith("dedup:write: 3/3 shards")
 
 
 def test_second_run_skips_every_stage(first_run):
