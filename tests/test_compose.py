@@ -108,3 +108,22 @@ def test_compose_config_validates_where_compose_exists():
         p = subprocess.run([*cli, "-f", str(REPO / "docker-compose.yml"), *profile, "config", "-q"],
                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "LMPIPE_AUTH": "a:b"})
         assert p.returncode == 0, p.stderr
+
+
+def test_compose_ray_profile_shares_the_store_with_the_cpu_worker():
+    """Profile `ray`: a head and workers on the same image and artifact volume as the CPU worker, and a
+    deployment that sends the corpus shards to that head (execution settings in `overrides`)."""
+    services = _compose()["services"]
+    head, worker = services["ray-head"], services["ray-worker"]
+    assert head["profiles"] == worker["profiles"] == ["ray"]
+    assert head["command"][:3] == ["ray", "start", "--head"] and "--port=6379" in head["command"]
+    assert "--address=ray-head:6379" in worker["command"]
+    for svc in (head, worker, services["worker-cpu"]):
+        assert "artifacts:/artifacts" in svc["volumes"] and svc["environment"]["LMPIPE_HOME"] == "/artifacts"
+    deps = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+    overrides = deps["refresh-ray"]["parameters"]["overrides"]
+    assert overrides == {"execution.executor": "ray", "execution.ray_address": "ray-head:6379"}
+    from flows.config import resolve_config
+
+    assert resolve_config("tiny", overrides).execution.executor == "ray"
+    assert '".[ray]"' in (REPO / "scripts" / "Dockerfile").read_text()  # the image has the `ray` command
