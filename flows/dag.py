@@ -233,6 +233,7 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
 
     if name in FLOWS["corpus"]:
         from curation import stages as cs
+        from flows.executor import run_off_process
         from flows.sharded import SHARDED, run_sharded
 
         fn = getattr(cs, f"run_{name}")
@@ -252,6 +253,8 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             return lambda out: mix_with_report(inputs, out, cfg, store, ids)
         if name in SHARDED:
             return lambda out: run_sharded(name, inputs, out, getattr(cfg, name), cfg.execution, progress, extra)
+        if name == "quality_model":  # in a pool process: it runs beside langid … dedup (see BESIDE)
+            return lambda out: run_off_process(fn, inputs, out, cfg.quality_model, execution=cfg.execution)
         return lambda out: fn(inputs, out, getattr(cfg, name))
     if name == CRAWL.name:
         from curation.crawl import config_seeds, run_crawl
@@ -336,12 +339,29 @@ def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[st
                        inputs=raw, refresh=refresh, flow_run_id=flow_run_id, resumable=name in SHARDED)
 
 
+# Stages that run beside the ones after them (in a thread whose work is in a pool process) when there is more
+# than one worker: quality_model needs only ingest, and is one process for ~7 s (5,000 negatives) that would
+# otherwise leave the other cores idle between the sharded stages.
+BESIDE = ("quality_model",)
+
+
+def runs_beside(name: str, cfg: PipelineConfig) -> bool:
+    return name in BESIDE and cfg.execution.executor == "local" and cfg.execution.resolved_workers > 1
+
+
+def waits_for(name: str, pending: dict[str, Any]) -> list[str]:
+    """The stages running beside that stage ``name`` needs first."""
+    return [p for p in _stage(name).parents if p in pending]
+
+
 def run_flow_plain(flow: str, cfg: PipelineConfig, store: ArtifactStore, refresh: list[str] | None,
                    from_artifact: str | None) -> dict[str, Any]:
     """Run a flow's stages in order with plain function calls (the ``--no-prefect`` path).
 
     Returns ``{stage: {"id", "built", "seconds"}}`` like the Prefect flows.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     store.clean_tmp()
     known = known_from(store, from_artifact)
     check_refresh_from(refresh, known)
@@ -349,8 +369,31 @@ def run_flow_plain(flow: str, cfg: PipelineConfig, store: ArtifactStore, refresh
     force = expand_refresh(refresh)
     ids = dict(known)
     results: dict[str, Any] = {k: {"id": v, "built": False, "seconds": 0.0, "given": True} for k, v in known.items()}
-    for name in with_crawl(stages_after(flow, known), cfg):
-        m, built = run_stage(name, cfg, store, ids, name in force)
+    pending: dict[str, Future] = {}
+
+    def finish(name: str) -> None:
+        m, built = pending.pop(name).result()
         ids[name] = m.id
         results[name] = {"id": m.id, "built": built, "seconds": m.seconds}
+
+    names = with_crawl(stages_after(flow, known), cfg)
+    early = [n for n in names if runs_beside(n, cfg)]
+    with ThreadPoolExecutor(max_workers=len(BESIDE)) as beside:
+        try:
+            for name in names:
+                for b in [b for b in early if all(p in ids for p in _stage(b).parents)]:
+                    early.remove(b)  # started as soon as its parents exist, ahead of its place in the order
+                    pending[b] = beside.submit(run_stage, b, cfg, store, dict(ids), b in force)
+                if name in pending or name in results:
+                    continue
+                for p in waits_for(name, pending):
+                    finish(p)
+                m, built = run_stage(name, cfg, store, ids, name in force)
+                ids[name] = m.id
+                results[name] = {"id": m.id, "built": built, "seconds": m.seconds}
+            for p in list(pending):
+                finish(p)
+        finally:
+            for f in pending.values():  # a failed stage: let the one beside it end before raising
+                f.exception()
     return results

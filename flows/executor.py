@@ -145,6 +145,7 @@ def _ray_node_id() -> str | None:
 
 _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -152,11 +153,13 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     (pyarrow, numpy, the stage modules) and the quality model load, per stage. forkserver, not fork: a process
     that ran a Prefect flow cannot fork healthy children (docs/LOG.md)."""
     global _POOL, _POOL_WORKERS
-    if _POOL is None or _POOL_WORKERS != workers:
-        shutdown_pool()
-        _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-        _POOL_WORKERS = workers
-    return _POOL
+    with _POOL_LOCK:  # quality_model submits from its own thread while the shards run
+        if _POOL is not None and _POOL_WORKERS != workers:
+            shutdown_pool()
+        if _POOL is None:
+            _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+            _POOL_WORKERS = workers
+        return _POOL
 
 
 def shutdown_pool() -> None:
@@ -166,7 +169,22 @@ def shutdown_pool() -> None:
         _POOL = None
 
 
+def _discard_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=False, cancel_futures=True)
+        _POOL = None
+
+
 atexit.register(shutdown_pool)
+
+
+def run_off_process(fn: Callable[..., Any], *args: Any, execution: ExecutionConfig) -> Any:
+    """``fn(*args)`` in one of the local pool's processes (with ``workers`` > 1; here otherwise): how a
+    single-process stage (quality_model) runs beside the sharded ones without taking a core beyond the pool's."""
+    if execution.executor != "local" or execution.resolved_workers <= 1:
+        return fn(*args)
+    return _pool(execution.resolved_workers).submit(fn, *args).result()
 
 
 def _run_rank(executor: Any, rank: int) -> None:
@@ -174,7 +192,7 @@ def _run_rank(executor: Any, rank: int) -> None:
     executor._run_for_rank(rank, local_rank=1)  # local_rank != 0: the task logs go to its file, not the console
 
 
-def _run_local(executor: Any, ranks: list[int], workers: int, retries: int, state_dir: Path) -> int:
+def _run_local(executor: Any, ranks: list[int], workers: int, pool_size: int, retries: int, state_dir: Path) -> int:
     """Run ``ranks`` of a datatrove executor on ``workers`` processes, rerunning a failed rank ``retries`` times.
 
     A killed worker breaks the whole pool (``BrokenProcessPool`` for every rank in flight); ranks that had not
@@ -192,7 +210,7 @@ def _run_local(executor: Any, ranks: list[int], workers: int, retries: int, stat
                 except Exception as e:  # noqa: BLE001 -- any error of a rank is retried, then reported
                     failed[rank] = f"{type(e).__name__}: {e}"
         else:
-            pool = _pool(workers)
+            pool = _pool(pool_size)
             futures: dict[Future, int] = {pool.submit(_run_rank, executor, r): r for r in pending}
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -206,7 +224,7 @@ def _run_local(executor: Any, ranks: list[int], workers: int, retries: int, stat
                     except Exception as e:  # noqa: BLE001
                         failed[rank] = f"{type(e).__name__}: {e}"
             if _POOL is not None and getattr(_POOL, "_broken", False):
-                shutdown_pool()  # a broken pool takes no more work: the next round starts a new one
+                _discard_pool()  # a broken pool takes no more work: the next round starts a new one
         for rank, why in failed.items():
             if why:
                 tries[rank] += 1
@@ -399,7 +417,7 @@ def run_shards(label: str, fn: Callable[[int], dict[str, Any]], tasks: int, stat
                 (state_dir / "started" / f"{r:05d}.json").unlink(missing_ok=True)
             if ranks:
                 executor.save_executor_as_json()
-                retried = _run_local(executor, ranks, workers, execution.retries, state_dir)
+                retried = _run_local(executor, ranks, workers, execution.resolved_workers, execution.retries, state_dir)
     missing = executor.get_incomplete_ranks(range(tasks))
     if missing:
         raise ShardFailed(_failure_message(executor, missing, {r: f"no completion marker after the {execution.executor} "

@@ -156,7 +156,20 @@ def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, 
     # A stage whose planned id already has a complete manifest gets no Prefect task (a task run is several API
     # round trips; docs/LOG.md has the numbers): its manifest is published on the flow run ("skipped") instead.
     planned = dag.plan_ids(flow_name, cfg, known)
-    for name in dag.with_crawl(dag.stages_after(flow_name, known), cfg):  # crawl: only with seeds
+    names = dag.with_crawl(dag.stages_after(flow_name, known), cfg)  # crawl: only with seeds
+    # quality_model runs beside langid … dedup (a submitted task: Prefect's thread runner; its work is in a pool
+    # process) as soon as ingest exists, when there is more than one worker (flows.dag.BESIDE).
+    early = [n for n in names if dag.runs_beside(n, cfg) and (n in force or not store.exists(planned[n]))]
+    pending: dict[str, Any] = {}
+    for name in names:
+        for b in [b for b in early if all(p in ids for p in dag.STAGES[b].parents)]:
+            early.remove(b)
+            pending[b] = TASKS[b].submit(preset, overrides, inputs, home, dict(ids), b in force)
+        if name in pending:
+            continue
+        for p in dag.waits_for(name, pending):
+            results[p] = pending.pop(p).result()
+            ids[p] = results[p]["id"]
         if name not in force and store.exists(planned[name]):
             m = store.get(planned[name])
             publish(m, False)
@@ -164,6 +177,9 @@ def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, 
         else:
             results[name] = TASKS[name](preset, overrides, inputs, home, dict(ids), name in force)
         ids[name] = results[name]["id"]
+    for p in list(pending):
+        results[p] = pending.pop(p).result()
+        ids[p] = results[p]["id"]
     return results
 
 
