@@ -156,6 +156,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     with _POOL_LOCK:  # quality_model submits from its own thread while the shards run
         if _POOL is not None and _POOL_WORKERS != workers:
             shutdown_pool()
+        if _POOL is not None and getattr(_POOL, "_broken", False):
+            _discard_pool()  # a killed worker broke it: it takes no more work
         if _POOL is None:
             _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
             _POOL_WORKERS = workers
@@ -184,7 +186,14 @@ def run_off_process(fn: Callable[..., Any], *args: Any, execution: ExecutionConf
     single-process stage (quality_model) runs beside the sharded ones without taking a core beyond the pool's."""
     if execution.executor != "local" or execution.resolved_workers <= 1:
         return fn(*args)
-    return _pool(execution.resolved_workers).submit(fn, *args).result()
+    for attempt in range(execution.retries + 1):
+        try:
+            return _pool(execution.resolved_workers).submit(fn, *args).result()
+        except BrokenProcessPool:  # a pool process died (maybe a shard's, beside it): run it again
+            if attempt == execution.retries:
+                raise ShardFailed(f"{getattr(fn, '__name__', fn)}: its process died {attempt + 1} time(s) "
+                                  "(killed or out of memory)") from None
+    raise AssertionError("unreachable")
 
 
 def _run_rank(executor: Any, rank: int) -> None:
@@ -223,8 +232,6 @@ def _run_local(executor: Any, ranks: list[int], workers: int, pool_size: int, re
                         failed[rank] = "its process died (killed or out of memory)" if started else ""
                     except Exception as e:  # noqa: BLE001
                         failed[rank] = f"{type(e).__name__}: {e}"
-            if _POOL is not None and getattr(_POOL, "_broken", False):
-                _discard_pool()  # a broken pool takes no more work: the next round starts a new one
         for rank, why in failed.items():
             if why:
                 tries[rank] += 1
