@@ -150,3 +150,67 @@ def test_slurm_cluster_gives_the_local_bytes(slurm_cluster, corpus, tmp_path: Pa
     assert stats["execution"]["executor"] == "slurm" and stats["shards"]["total"] == 4
     (m,) = ArtifactStore(tmp_path).list("langid")
     assert list((Path(m.path) / "logs" / "langid" / "slurm_logs").glob("*.out"))  # sbatch's own output files
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            break
+        chain.append(pid)
+    return chain
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if ppid == pid:
+            child = int(stat.parent.name)
+            kids += [child, *_descendants(child)]
+    return kids
+
+
+@pytest.mark.ray
+def test_ray_node_lost_mid_stage_costs_only_its_ranks(ray_cluster, corpus, tmp_path: Path) -> None:
+    """A third node joins, takes some ranks, and is lost (its raylet and every process under it killed): the
+    run completes on the other nodes with the local bytes."""
+    inputs, local = corpus
+    node_dir = Path(tempfile.mkdtemp(prefix="lmr3-", dir="/tmp"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    subprocess.run([str(BIN / "ray"), "start", "--address", ray_cluster, "--node-ip-address", "127.0.0.1",
+                    "--temp-dir", str(node_dir), "--num-cpus", "2", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=180)
+    raylets = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+               if str(node_dir) in p.read_bytes().decode(errors="replace") and b"raylet" in p.read_bytes()]
+    raylet = min(raylets)
+    proc = run_cli(tmp_path, inputs, "--executor", "ray", "--ray-address", ray_cluster, wait=False)
+
+    def rank_on_the_node() -> bool:
+        for f in tmp_path.glob("*/.tmp-*/scratch/**/started/*.json"):
+            pid = json.loads(f.read_text())["pid"]
+            if raylet in _ancestors(pid) and not (f.parent.parent / "stats" / f.name).exists():
+                return True
+        return False
+
+    try:
+        wait_for(rank_on_the_node, timeout=300)
+        victims = [raylet, *_descendants(raylet)] + [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                                                    if str(node_dir) in p.read_bytes().decode(errors="replace")]
+        for pid in dict.fromkeys(victims):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(node_dir, ignore_errors=True)
+    assert proc.returncode == 0, out[-5000:]
+    assert outputs(tmp_path) == outputs(local)
