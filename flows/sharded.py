@@ -16,6 +16,7 @@ shards that completed (``stats.shards.resumed``). Per-rank logs and stats are pu
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from functools import partial
@@ -47,6 +48,14 @@ def _dedup_write(inputs: list[str], decisions_dir: str, out_dir: str, rank: int)
     return dedup_write([inputs[rank]], Path(decisions_dir) / f"decisions-{rank:05d}.parquet", Path(out_dir), rank)
 
 
+def _sizes(inputs: list[str]) -> list[int] | None:
+    """Bytes of each input shard (local files), for largest-first scheduling; None when one is not a local file."""
+    try:
+        return [os.path.getsize(p) for p in inputs]
+    except OSError:
+        return None
+
+
 def run_sharded(stage: str, inputs: list[str], out: Path, cfg: Any, execution: ExecutionConfig,
                 progress: ProgressFn | None = None, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
     """Build stage ``stage`` into ``out`` from ``inputs`` (raw files for ingest, else the parent's shards in
@@ -59,7 +68,8 @@ def run_sharded(stage: str, inputs: list[str], out: Path, cfg: Any, execution: E
         stats = _run_dedup(inputs, out, scratch, cfg, execution, progress)
     else:
         fn = partial(_map_shard, stage, list(inputs), str(out), cfg, tuple(extra))
-        parts, shards = run_shards(stage, fn, len(inputs), scratch / stage, out / "logs" / stage, execution, progress)
+        parts, shards = run_shards(stage, fn, len(inputs), scratch / stage, out / "logs" / stage, execution, progress,
+                                   _sizes(inputs))
         stats = merge_stats(parts)
         stats["shards"] = shards
         if stage == "quality":  # a mean is not a sum
@@ -79,7 +89,8 @@ def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution:
     n = len(inputs)
     sig_dir, decisions_dir = scratch / "signatures", scratch / "decisions"
     signed, sign_shards = run_shards("dedup:signatures", partial(_dedup_sign, list(inputs), str(sig_dir), cfg), n,
-                                     scratch / "sign-state", out / "logs" / "dedup-signatures", execution, progress)
+                                     scratch / "sign-state", out / "logs" / "dedup-signatures", execution, progress,
+                                     _sizes(inputs))
     decided_file = decisions_dir / "decided.json"
     if decided_file.exists():  # an interrupted run got past the decisions: reuse them
         decided = json.loads(decided_file.read_text())
@@ -87,7 +98,8 @@ def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution:
         decided = dedup_decide([sig_dir / f"sig-{r:05d}" for r in range(n)], decisions_dir, cfg)
         decided_file.write_text(json.dumps(decided))
     written, write_shards = run_shards("dedup:write", partial(_dedup_write, list(inputs), str(decisions_dir), str(out)),
-                                       n, scratch / "write-state", out / "logs" / "dedup-write", execution, progress)
+                                       n, scratch / "write-state", out / "logs" / "dedup-write", execution, progress,
+                                       _sizes(inputs))
     stats = merge_dedup_stats(signed, decided, written, 0.0)
     stats["decide_seconds"] = decided["seconds"]
     stats["shard_cpu_seconds"] = round(sum(p.get("shard_cpu_seconds", 0.0) for p in signed + written), 3)
