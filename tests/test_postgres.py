@@ -270,10 +270,19 @@ def test_worker_killed_mid_stage_then_rerun_finishes(stack):
     mix_id = stack.manifest("mix")["id"]
     params = {"preset": "tiny", "from_artifact": mix_id}
     run_id = stack.run_deployment("tokenizer/tokenizer", params)
-    # The tokenizer stage writes into tokenizer/.tmp-<id>-<host>-<pid>-<rand> until its manifest is in place.
-    tmp_dir = stack.wait(lambda: next(iter((stack.data / "tokenizer").glob(".tmp-*")), None), 180,
-                         "the tokenizer stage to start writing")
-    flow_pid = int(tmp_dir.name.split("-")[-2])
+    # The tokenizer stage writes into tokenizer/.tmp-<id> until its manifest is in place, holding the lease
+    # tokenizer/.lease-<id>.json (host, pid, heartbeat) of the flow-run process doing the work.
+    def lease() -> tuple[Path, int] | None:
+        for f in (stack.data / "tokenizer").glob(".lease-*.json"):
+            try:
+                return f, int(json.loads(f.read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                return None  # being written: look again
+        return None
+
+    lease_file, flow_pid = stack.wait(lease, 180, "the tokenizer stage to start writing")
+    tmp_dir = stack.data / "tokenizer" / (".tmp-" + lease_file.name[len(".lease-"):-len(".json")])
+    stack.wait(tmp_dir.exists, 60, "its build directory")
     os.kill(flow_pid, signal.SIGKILL)  # the flow-run process doing the work, then its worker: a dead machine
     _stop(stack.worker, signal.SIGKILL)
     assert tmp_dir.exists() and not list((stack.data / "tokenizer").glob("tokenizer-*/manifest.json"))
