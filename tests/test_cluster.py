@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from storage.store import ArtifactStore
-from test_scale import make_inputs, outputs, run_cli, stage_stats, wait_for  # tests/ is on sys.path
+from test_scale import disturbed, make_inputs, outputs, run_cli, stage_stats, wait_for  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -97,18 +97,14 @@ def test_ray_worker_killed_mid_stage_is_resubmitted(ray_cluster, corpus, tmp_pat
     inputs, local = corpus
     proc = run_cli(tmp_path, inputs, "--executor", "ray", "--ray-address", ray_cluster, wait=False)
     started = lambda: sorted(tmp_path.glob("filter/.tmp-filter-*/scratch/filter/started/*.json"))  # noqa: E731
-    try:
-        first = wait_for(started, timeout=300)[0]
-        child = json.loads(first.read_text())["pid"]
+    def kill_worker() -> None:
+        child = json.loads(wait_for(started, timeout=300)[0].read_text())["pid"]
         # datatrove's Ray task runs the rank in a pool child of the actor's worker process: kill both, as a
         # crash of the worker (or an OOM kill of its process tree) would.
-        parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        for pid in (parent, child):
+        for pid in (_ancestors(child)[0], child):
             os.kill(pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+
+    out = disturbed(proc, kill_worker)
     assert proc.returncode == 0, out
     assert outputs(tmp_path) == outputs(local)
     # datatrove's Ray executor saw the crash and resubmitted the ranks (its warning reaches our stderr)
@@ -198,7 +194,7 @@ def test_ray_node_lost_mid_stage_costs_only_its_ranks(ray_cluster, corpus, tmp_p
                 return True
         return False
 
-    try:
+    def lose_the_node() -> None:
         wait_for(rank_on_the_node, timeout=300)
         victims = [raylet, *_descendants(raylet)] + [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
                                                     if str(node_dir) in p.read_bytes().decode(errors="replace")]
@@ -207,10 +203,10 @@ def test_ray_node_lost_mid_stage_costs_only_its_ranks(ray_cluster, corpus, tmp_p
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        out, _ = proc.communicate(timeout=900)
+
+    try:
+        out = disturbed(proc, lose_the_node)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(node_dir, ignore_errors=True)
     assert proc.returncode == 0, out[-5000:]
     assert outputs(tmp_path) == outputs(local)

@@ -66,6 +66,18 @@ def run_cli(home: Path, inputs: list[str], *extra: str, wait: bool = True) -> su
                             start_new_session=True)
 
 
+def disturbed(proc: subprocess.Popen, disturb, timeout: float = 900) -> str:
+    """Call ``disturb()`` (kill something) while ``proc`` runs, then wait for it; returns its output. The run's
+    process group is killed if it is still there at the end (a failed wait), so no test leaves it behind."""
+    try:
+        disturb()
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return out
+
+
 def stage_stats(home: Path, kind: str) -> dict:
     (m,) = ArtifactStore(home).list(kind)
     return m.stats
@@ -131,14 +143,7 @@ def test_a_killed_worker_process_has_its_shard_rerun(reference, tmp_path: Path) 
     inputs, ref = reference
     proc = run_cli(tmp_path, inputs, "--workers", "2", wait=False)
     started = lambda: sorted(tmp_path.glob("langid/.tmp-langid-*/scratch/langid/started/*.json"))  # noqa: E731
-    try:
-        first = wait_for(started)[0]
-        victim = json.loads(first.read_text())["pid"]
-        os.kill(victim, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    out = disturbed(proc, lambda: os.kill(json.loads(wait_for(started)[0].read_text())["pid"], signal.SIGKILL))
     assert proc.returncode == 0, out
     assert stage_stats(tmp_path, "langid")["shards"]["retried"] >= 1
     assert outputs(tmp_path) == outputs(ref)
