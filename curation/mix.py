@@ -4,10 +4,20 @@ What it is for: the `mix` stage (`curation.stages.run_mix`) turns the scored, de
 corpus the tokenizer and the model read. Users change its weights and thresholds often, so it works from the
 `quality` artifact alone and re-runs in about a second on the demo (bench/RESULTS.md).
 
-Order of operations (every decision is a deterministic function of the document id and the seed, so the same
-inputs and config give byte-identical shards whatever the input order):
+Memory is bounded by a batch and one shuffle bucket, never by the corpus's text (bench/memory.py):
 
-1. **Check the config against the input before any work** (`check_input`): reads only the small columns
+* **pass 1** (`_scan`) streams the shards in batches of `batch_rows` and keeps only the small per-document
+  columns: language and source codes, quality_score, dup_cluster_size, text length in characters and bytes,
+  and three id hashes (~70 bytes a document; the text itself is dropped batch by batch);
+* every decision below is taken on those arrays (`_plan`);
+* **pass 2** (`_write_splits`) streams the shards again, and sends each written row (each copy) with its
+  shuffle key to a bucket file chosen by the key's top bits (an external shuffle: about `bucket_bytes` of
+  text per bucket), then reads the buckets back in key order, sorts each one, and writes the shards.
+
+Order of operations (every decision is a deterministic function of the document id and the seed, so the same
+inputs and config give byte-identical shards whatever the batch size or the bucket count):
+
+1. **Check the config against the input before any output** (`check_input`): reads only the small columns
    `source`, `lang`, `quality_score`. A `source_weights` key that matches no source, weights that are zero
    for every document, or a threshold that keeps no document raise a `ValueError` naming the problem.
 2. **Quality**: drop rows below the threshold of their language (`min_quality_lang`, else `min_quality`;
@@ -26,14 +36,15 @@ inputs and config give byte-identical shards whatever the input order):
 6. **Split**: a document is in val when hash(id) / 2^64 < val_fraction (seed-independent, so changing the seed
    or a weight never moves a document between train and val); if that leaves val empty, the document with the
    smallest hash goes there.
-7. **Shuffle**: rows are ordered by hash(seed, id, copy number); shards of `shard_rows` rows, row groups of
-   <= 5,000 rows, zstd (docs/CONTRACTS.md).
+7. **Shuffle**: rows are ordered by hash(seed, id, copy number) (then by input position, for equal ids);
+   shards of `shard_rows` rows, row groups of <= 5,000 rows, zstd (docs/CONTRACTS.md).
 
 Stats: docs and UTF-8 bytes per source and per language before and after (after counts repeats), repeats,
-drops per reason, estimated tokens per language, the budget factor.
+drops per reason, estimated tokens per language, the budget factor, and the shuffle's bucket count.
 
-Limitation: the eligible rows are held in memory (an Arrow table) to shuffle them; an external, bucketed
-shuffle for corpora larger than memory is a later issue.
+Limitations: the per-document arrays of pass 1 grow with the document count (~70 bytes a document: 7 GB for
+100M documents), and the bucket count is capped at `MAX_BUCKETS` (open files), so past
+MAX_BUCKETS x bucket_bytes (4 GB) of mixed text a bucket holds more than `bucket_bytes`.
 
     .venv/bin/python -c "from curation.mix import mix; from curation.config import MixConfig; \\
         print(mix(['lmpipe-data/quality/<id>'], __import__('pathlib').Path('/tmp/mix'), MixConfig()))"
@@ -41,12 +52,16 @@ shuffle for corpora larger than memory is a later issue.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import math
+import shutil
+import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -60,16 +75,20 @@ from curation.documents import ROW_GROUP_ROWS, document_schema, resolve_inputs
 _TWO_64 = float(1 << 64)
 # Characters per token for languages missing from MixConfig.chars_per_token (between en 4 and zh 1.4).
 DEFAULT_CHARS_PER_TOKEN = 3.0
-# The columns the pre-work check reads: tiny next to `text`.
-_CHECK_COLUMNS = ("source", "lang", "quality_score", "dup_cluster_size")
+# Rows per streamed batch: ~5 MB of text for web pages of ~5 kB, small next to the ~150 MB the process needs
+# for its libraries.
+BATCH_ROWS = 1000
+# Text per shuffle bucket (the bucket is read, sorted and written in memory: ~3x this at its peak).
+BUCKET_BYTES = 8 << 20
+# Bucket files are open at the same time while pass 2 runs: 512 per split stays under the usual 1,024 limit.
+MAX_BUCKETS = 512
+_KEY, _ROW = "__mix_key", "__mix_row"  # helper columns of the bucket files
+_SCRATCH = ".mix-buckets"  # inside out_dir, removed before returning
+_REASONS = ("", "low_quality", "below_top_fraction", "weight_zero", "sampled_out")
 
 
 def _hash(*parts: object) -> int:
     return xxhash.xxh64_intdigest("\x1f".join(str(p) for p in parts))
-
-
-def _uniform(*parts: object) -> float:
-    return _hash(*parts) / _TWO_64
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -102,55 +121,143 @@ def _needs_scores(cfg: MixConfig) -> bool:
     return cfg.min_quality > 0 or any(v > 0 for v in cfg.min_quality_lang.values()) or cfg.top_fraction < 1
 
 
-def _read_columns(files: Sequence[Path], wanted: Iterable[str]) -> pa.Table:
-    """The `wanted` columns of every file, concatenated; columns a file lacks come back as nulls."""
-    tables = []
+@dataclass
+class _Scan:
+    """The small per-document columns of every input row, in input order (pass 1)."""
+
+    langs: list[str] = field(default_factory=list)      # code -> language ('' for null)
+    sources: list[str] = field(default_factory=list)    # code -> source ('' for null)
+    lang: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    lang_null: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # the split stats count null apart
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    score: np.ndarray | None = None  # float64, null/NaN -> -1; None when no input has the column
+    size: np.ndarray | None = None   # dup_cluster_size, null -> 1; None when no input has the column
+    chars: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    nbytes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    split_hash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    sample_hash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    top_hash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+
+    @property
+    def n(self) -> int:
+        return len(self.lang)
+
+
+def _codes(values: list[Any], index: dict[str, int], names: list[str]) -> np.ndarray:
+    """Codes of `values` (null -> ''), extending `index`/`names` with values seen for the first time."""
+    out = np.empty(len(values), dtype=np.int32)
+    for i, v in enumerate(values):
+        key = v or ""
+        code = index.get(key)
+        if code is None:
+            code = index[key] = len(names)
+            names.append(key)
+        out[i] = code
+    return out
+
+
+def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The given columns of one file, `batch_rows` at a time (a file without rows yields nothing)."""
+    present = set(pq.read_schema(path).names)
+    parquet = pq.ParquetFile(path)
+    yield from parquet.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in present])
+
+
+def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int = BATCH_ROWS) -> _Scan:
+    """Pass 1: the small columns of every row; with `cfg`, also text lengths and the id hashes of the mix
+    (the top-k hash only when `top_fraction` < 1: each hash is a Python call per document)."""
+    full = cfg is not None
+    wanted = ["id", "source", "lang", "quality_score", "dup_cluster_size", *(["text"] if full else [])]
+    has = {c for path in files for c in pq.read_schema(path).names}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("lang", "lang_null", "source", "score", "size", "chars",
+                                                             "nbytes", "split", "sample", "top")}
+    lang_index: dict[str, int] = {}
+    source_index: dict[str, int] = {}
+    scan = _Scan()
     for path in files:
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in present])
-        tables.append(table)
-    return _concat(tables)
+        for batch in _batches(path, wanted, batch_rows):
+            names = batch.schema.names
+            k = batch.num_rows
+
+            def column(name: str) -> list[Any]:
+                return batch.column(name).to_pylist() if name in names else [None] * k
+
+            lang_values = column("lang")
+            parts["lang"].append(_codes(lang_values, lang_index, scan.langs))
+            parts["lang_null"].append(np.array([v is None for v in lang_values], dtype=bool))
+            parts["source"].append(_codes(column("source"), source_index, scan.sources))
+            for key, name, null in (("score", "quality_score", -1.0), ("size", "dup_cluster_size", 1)):
+                if name in has:
+                    col = batch.column(name) if name in names else pa.nulls(k, pa.float64())
+                    arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
+                    parts[key].append(np.nan_to_num(arr, nan=null))
+            if full:
+                text = batch.column("text").fill_null("") if "text" in names else pa.array([""] * k)
+                parts["chars"].append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
+                parts["nbytes"].append(pc.binary_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
+                ids = column("id")
+                parts["split"].append(np.array([_hash("split", d) for d in ids], dtype=np.uint64))
+                parts["sample"].append(np.array([_hash("sample", cfg.seed, d) for d in ids], dtype=np.uint64))
+                if cfg.top_fraction < 1:
+                    parts["top"].append(np.array([_hash("top", d) for d in ids], dtype=np.uint64))
+
+    def cat(key: str, dtype: Any) -> np.ndarray:
+        return np.concatenate(parts[key]).astype(dtype) if parts[key] else np.zeros(0, dtype)
+
+    scan.lang, scan.lang_null, scan.source = cat("lang", np.int32), cat("lang_null", bool), cat("source", np.int32)
+    scan.score = cat("score", np.float64) if "quality_score" in has else None
+    scan.size = cat("size", np.int64) if "dup_cluster_size" in has else None
+    scan.chars, scan.nbytes = cat("chars", np.int64), cat("nbytes", np.int64)
+    scan.split_hash, scan.sample_hash, scan.top_hash = cat("split", np.uint64), cat("sample", np.uint64), cat("top", np.uint64)
+    return scan
+
+
+def _lang_weights(scan: _Scan, cfg: MixConfig) -> np.ndarray:
+    """Language weight x source weight of every row."""
+    lang_w = np.array([cfg.weights.get(lang, cfg.default_weight) for lang in scan.langs] or [0.0])
+    source_w = np.array([source_weight_of(s, cfg) for s in scan.sources] or [0.0])
+    return lang_w[scan.lang] * source_w[scan.source]
 
 
 def check_input(files: Sequence[Path], cfg: MixConfig) -> None:
-    """Check the config against the input's small columns, before any document is read (see module doc)."""
-    meta = _read_columns(files, _CHECK_COLUMNS)
-    n = meta.num_rows
+    """Check the config against the input's small columns, before any text is read (see module doc)."""
+    _check(_scan(files), cfg)
+
+
+def _check(scan: _Scan, cfg: MixConfig) -> None:
+    n = scan.n
     if n == 0:
         return  # nothing to mix: an empty corpus gives empty shards, not an error
-    sources = [s or "" for s in meta.column("source").to_pylist()] if "source" in meta.column_names else [""] * n
-    langs = [x or "" for x in meta.column("lang").to_pylist()] if "lang" in meta.column_names else [""] * n
-    check_sources(cfg, sources)
-    source_w = {s: source_weight_of(s, cfg) for s in set(sources)}
-    weight = np.array([cfg.weights.get(lang, cfg.default_weight) * source_w[s] for s, lang in zip(sources, langs)])
+    check_sources(cfg, scan.sources)
+    weight = _lang_weights(scan, cfg)
+    lang_counts = np.bincount(scan.lang, minlength=len(scan.langs))
     if not (weight > 0).any():
-        present = Counter(zip(langs, sources))
+        pairs = len(np.unique(scan.lang.astype(np.int64) * len(scan.sources) + scan.source))
         raise ValueError(
-            f"mix weights sum to zero over the input's {n} documents (languages {dict(Counter(langs))}; "
+            f"mix weights sum to zero over the input's {n} documents (languages "
+            f"{ {lang: int(c) for lang, c in zip(scan.langs, lang_counts)} }; "
             f"mix.weights {cfg.weights}, default_weight {cfg.default_weight}, source_weights {cfg.source_weights}); "
-            f"give at least one present language/source a weight > 0 ({len(present)} language/source pairs)")
+            f"give at least one present language/source a weight > 0 ({pairs} language/source pairs)")
     for lang in cfg.min_quality_lang:
-        if lang not in langs:
+        if lang not in scan.langs:
             raise ValueError(f"mix.min_quality_lang names language '{lang}', which has no document in the input "
-                             f"(languages: {', '.join(sorted(set(langs)))})")
+                             f"(languages: {', '.join(sorted(scan.langs))})")
     if not _needs_scores(cfg):
         return
-    if "quality_score" not in meta.column_names:
+    if scan.score is None:
         raise ValueError("mix.min_quality / min_quality_lang / top_fraction need a quality_score column: "
                          "mix the quality stage's output")
-    scores = np.nan_to_num(meta.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64), nan=-1.0)
-    lang_arr = np.array(langs, dtype=object)
     kept_any = False
-    for lang in sorted(set(langs)):
-        rows = (lang_arr == lang) & (weight > 0)
+    for code, lang in sorted(enumerate(scan.langs), key=lambda kv: kv[1]):
+        rows = (scan.lang == code) & (weight > 0)
         if not rows.any():
             continue
         limit = _threshold(cfg, lang)
-        passing = int((scores[rows] >= limit).sum())
+        passing = int((scan.score[rows] >= limit).sum())
         if passing == 0 and (lang in cfg.min_quality_lang or cfg.min_quality > 0):
             key = f"mix.min_quality_lang.{lang}" if lang in cfg.min_quality_lang else "mix.min_quality"
             raise ValueError(f"{key}={limit} keeps no '{lang}' document (highest '{lang}' quality_score: "
-                             f"{scores[rows].max():.4f}); lower the threshold or set the language's weight to 0")
+                             f"{scan.score[rows].max():.4f}); lower the threshold or set the language's weight to 0")
         kept_any = kept_any or passing > 0
     if not kept_any:
         raise ValueError("the quality thresholds keep no document with a weight > 0")
@@ -159,118 +266,119 @@ def check_input(files: Sequence[Path], cfg: MixConfig) -> None:
 # ------------------------------------------------------------------------------------------------- mix
 
 
-def mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig) -> dict[str, Any]:
-    """Write `train-NNNNN.parquet` and `val-NNNNN.parquet` into `out_dir`; return stats (see module doc)."""
-    files = resolve_inputs(inputs)
-    check_input(files, cfg)  # raises before the documents are read
-    table = _concat([pq.read_table(path) for path in files])
-    n = table.num_rows
-    ids = table.column("id").to_pylist()
-    langs = [x or "" for x in table.column("lang").to_pylist()]
-    sources = [x or "" for x in table.column("source").to_pylist()]
-    chars = pc.utf8_length(table.column("text").fill_null("")).to_numpy(zero_copy_only=False).astype(np.int64)
-    nbytes = pc.binary_length(table.column("text").fill_null("")).to_numpy(zero_copy_only=False).astype(np.int64)
-    dropped: Counter[str] = Counter()
+@dataclass
+class _Plan:
+    """What pass 2 writes: copies per row, its split, and the numbers behind the stats."""
+
+    copies: np.ndarray   # int64 per row (0 = not written)
+    is_val: np.ndarray   # bool per row
+    reason: np.ndarray   # int8 index into _REASONS per row
+    tokens: np.ndarray   # estimated tokens per row
+    factor: float        # token-budget factor
+
+
+def _rehydration_of(sizes: np.ndarray, table: dict[int, float]) -> np.ndarray:
+    """Per row, the multiplier of the largest `table` key <= its cluster size (1 when every key is larger)."""
+    keys = np.array(sorted(table), dtype=np.int64)
+    multipliers = np.array([1.0, *(table[int(k)] for k in keys)])
+    return multipliers[np.searchsorted(keys, sizes, side="right")]
+
+
+def _plan(scan: _Scan, cfg: MixConfig) -> _Plan:
+    """Steps 2-6 of the module doc on the pass-1 arrays."""
+    n = scan.n
     keep = np.ones(n, dtype=bool)
-    reason = np.array([""] * n, dtype=object)
-
-    # 2. quality: per-language threshold, then the best top_fraction of each language.
-    if _needs_scores(cfg):
-        scores = np.nan_to_num(table.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64),
-                               nan=-1.0)
-        limits = np.array([_threshold(cfg, lang) for lang in langs])
-        low = scores < limits
+    reason = np.zeros(n, dtype=np.int8)
+    if _needs_scores(cfg):  # 2. quality: per-language threshold, then the best top_fraction of each language
+        assert scan.score is not None  # _check raised otherwise
+        limits = np.array([_threshold(cfg, lang) for lang in scan.langs])[scan.lang]
+        low = scan.score < limits
         keep &= ~low
-        reason[low] = "low_quality"
+        reason[low] = 1
         if cfg.top_fraction < 1:
-            lang_arr = np.array(langs, dtype=object)
-            for lang in set(langs):
-                rows = np.flatnonzero(keep & (lang_arr == lang))
+            for code in range(len(scan.langs)):
+                rows = np.flatnonzero(keep & (scan.lang == code))
                 quota = math.ceil(len(rows) * cfg.top_fraction)
-                # best first; equal scores in id-hash order, so the cut is deterministic
-                ranked = sorted(rows, key=lambda i: (-scores[i], _hash("top", ids[i])))
-                for i in ranked[quota:]:
-                    keep[i] = False
-                    reason[i] = "below_top_fraction"
+                # best first; equal scores in id-hash order, then input order (lexsort is stable)
+                cut = rows[np.lexsort((scan.top_hash[rows], -scan.score[rows]))[quota:]]
+                keep[cut] = False
+                reason[cut] = 2
+    weight = _lang_weights(scan, cfg)  # 3. language x source x rehydration
+    if cfg.rehydrate and scan.size is not None:
+        weight = weight * _rehydration_of(scan.size, cfg.rehydrate)
+    cpt = np.array([cfg.chars_per_token.get(lang, DEFAULT_CHARS_PER_TOKEN) for lang in scan.langs] or [1.0])
+    tokens = scan.chars / cpt[scan.lang]
 
-    # 3. weights: language x source x rehydration.
-    source_w = {s: source_weight_of(s, cfg) for s in set(sources)}
-    weight = np.array([cfg.weights.get(lang, cfg.default_weight) * source_w[s] for s, lang in zip(sources, langs)])
-    if cfg.rehydrate and "dup_cluster_size" in table.column_names:
-        sizes = table.column("dup_cluster_size").fill_null(1).to_numpy(zero_copy_only=False)
-        weight = weight * np.array([_rehydration(int(s), cfg.rehydrate) for s in sizes])
-    cpt = np.array([cfg.chars_per_token.get(lang, DEFAULT_CHARS_PER_TOKEN) for lang in langs])
-    tokens = chars / cpt
-
-    # 6. split (before sampling, so weights never move a document between train and val).
-    split_hash = np.array([_hash("split", doc_id) for doc_id in ids], dtype=np.uint64)
-    is_val = split_hash.astype(np.float64) / _TWO_64 < cfg.val_fraction
+    # 6. split (before sampling, so weights never move a document between train and val)
+    is_val = scan.split_hash.astype(np.float64) / _TWO_64 < cfg.val_fraction
     eligible = keep & (weight > 0)
     forced = -1  # the document moved to val because the hash gave val none; it is kept whatever its weight
     if eligible.any() and not (is_val & eligible).any():
         candidates = np.flatnonzero(eligible)
-        forced = int(candidates[int(np.argmin(split_hash[candidates]))])
+        forced = int(candidates[int(np.argmin(scan.split_hash[candidates]))])
         is_val[forced] = True
 
-    # 4. token budget: one factor for every weight.
-    factor = 1.0
+    factor = 1.0  # 4. token budget: one factor for every weight
     if cfg.token_budget is not None:
         train_rows = eligible & ~is_val
         expected = float((weight[train_rows] * tokens[train_rows]).sum())
         factor = cfg.token_budget / expected if expected > 0 else 1.0
 
-    # 5. copies.
-    copies = np.zeros(n, dtype=np.int64)
-    for i in np.flatnonzero(keep):
-        w = weight[i] * factor
-        c = math.floor(w) + (_uniform("sample", cfg.seed, ids[i]) < w - math.floor(w))
-        if is_val[i]:
-            c = 1 if i == forced else min(c, 1)
-        copies[i] = c
-        if c == 0:
-            reason[i] = "weight_zero" if weight[i] == 0 else "sampled_out"
-    for r in reason[reason != ""]:
-        dropped[r] += 1
+    w = weight * factor  # 5. copies: floor(w), one more with probability frac(w)
+    whole = np.floor(w)
+    copies = (whole + (scan.sample_hash.astype(np.float64) / _TWO_64 < w - whole)).astype(np.int64)
+    copies[~keep] = 0
+    copies[is_val] = np.minimum(copies[is_val], 1)
+    if forced >= 0:
+        copies[forced] = 1
+    zero = keep & (copies == 0)
+    reason[zero & (weight == 0)] = 3
+    reason[zero & (weight != 0)] = 4
+    return _Plan(copies, is_val, reason, tokens, factor)
 
-    # 7. shuffle and write.
+
+def mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig, *, batch_rows: int = BATCH_ROWS,
+        bucket_bytes: int = BUCKET_BYTES) -> dict[str, Any]:
+    """Write `train-NNNNN.parquet` and `val-NNNNN.parquet` into `out_dir`; return stats (see module doc).
+
+    `batch_rows` and `bucket_bytes` bound memory; they never change the output bytes."""
+    files = resolve_inputs(inputs)
+    scan = _scan(files, cfg, batch_rows)
+    _check(scan, cfg)  # raises before any output
+    plan = _plan(scan, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stats: dict[str, Any] = {"docs_in": n, "dropped": dict(sorted(dropped.items()))}
-    for split, in_split in (("train", ~is_val), ("val", is_val)):
-        keyed = sorted((_hash("order", cfg.seed, ids[i], c), int(i))
-                       for i in np.flatnonzero(in_split & (copies > 0)) for c in range(copies[i]))
-        split_table = table.take(pa.array([i for _, i in keyed], type=pa.int64()))
-        per_lang = Counter(split_table.column("lang").to_pylist())
+    written = _write_splits(files, scan, plan, cfg, out_dir, batch_rows, bucket_bytes)
+    copies, tokens = plan.copies, plan.tokens
+    dropped = Counter(_REASONS[r] for r in plan.reason[plan.reason > 0])
+    stats: dict[str, Any] = {"docs_in": scan.n, "dropped": dict(sorted(dropped.items()))}
+    for split, in_split in (("train", ~plan.is_val), ("val", plan.is_val)):
+        rows_per = np.zeros(2 * len(scan.langs), dtype=np.int64)  # (language code, null) -> rows written
+        np.add.at(rows_per, 2 * scan.lang[in_split] + scan.lang_null[in_split], copies[in_split])
+        langs = {None if slot % 2 else scan.langs[slot // 2]: int(c) for slot, c in enumerate(rows_per) if c}
         stats[split] = {
-            "rows": split_table.num_rows,
+            "rows": int(copies[in_split].sum()),
             "docs": int((in_split & (copies > 0)).sum()),
-            "files": _write_shards(split_table, out_dir, split, cfg.shard_rows),
-            "langs": dict(sorted(per_lang.items(), key=lambda kv: str(kv[0]))),
+            "files": written[split]["files"],
+            "langs": dict(sorted(langs.items(), key=lambda kv: str(kv[0]))),
             "tokens_est": int(round(float((tokens * copies)[in_split].sum()))),
         }
-    written = copies > 0
-    stats["docs_out"] = int(written.sum())
+    stats["docs_out"] = int((copies > 0).sum())
     stats["rows_out"] = int(copies.sum())
-    stats["repeats"] = int(copies.sum() - written.sum())
-    stats["budget"] = {"token_budget": cfg.token_budget, "factor": round(factor, 6),
+    stats["repeats"] = int(copies.sum() - (copies > 0).sum())
+    stats["budget"] = {"token_budget": cfg.token_budget, "factor": round(plan.factor, 6),
                        "train_tokens_est": stats["train"]["tokens_est"]}
-    stats["by_source"] = _breakdown(sources, nbytes, copies)
-    stats["by_lang"] = _breakdown(langs, nbytes, copies, tokens)
+    stats["by_source"] = _breakdown(scan.sources, scan.source, scan.nbytes, copies)
+    stats["by_lang"] = _breakdown(scan.langs, scan.lang, scan.nbytes, copies, tokens)
+    stats["shuffle"] = {split: {"buckets": w["buckets"]} for split, w in written.items()}
     return stats
 
 
-def _rehydration(size: int, table: dict[int, float]) -> float:
-    """The multiplier of the largest key <= size (1 when every key is larger)."""
-    keys = [k for k in table if k <= size]
-    return table[max(keys)] if keys else 1.0
-
-
-def _breakdown(keys: list[str], nbytes: np.ndarray, copies: np.ndarray,
+def _breakdown(names: list[str], codes: np.ndarray, nbytes: np.ndarray, copies: np.ndarray,
                tokens: np.ndarray | None = None) -> dict[str, dict[str, int]]:
     """Per key: documents and bytes before the mix, rows and bytes after (repeats counted), repeats."""
     out: dict[str, dict[str, int]] = {}
-    key_arr = np.array(keys, dtype=object)
-    for key in sorted(set(keys)):
-        rows = key_arr == key
+    for code, name in sorted(enumerate(names), key=lambda kv: kv[1]):
+        rows = codes == code
         entry = {
             "docs_before": int(rows.sum()),
             "bytes_before": int(nbytes[rows].sum()),
@@ -281,33 +389,215 @@ def _breakdown(keys: list[str], nbytes: np.ndarray, copies: np.ndarray,
         }
         if tokens is not None:
             entry["tokens_after_est"] = int(round(float((tokens[rows] * copies[rows]).sum())))
-        out[key or "(none)"] = entry
+        out[name or "(none)"] = entry
     return out
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """One table over every input, with the union of their columns (missing ones filled with nulls)."""
+# --------------------------------------------------------------------------------- pass 2: the shuffle
+
+
+def _union_schema(files: Sequence[Path]) -> pa.Schema:
+    """The output schema: the document schema with every column any input has (missing ones become nulls)."""
     extra: dict[str, pa.DataType] = {}
-    for table in tables:
-        for field in table.schema:
-            extra.setdefault(field.name, field.type)
+    for path in files:
+        for f in pq.read_schema(path):
+            extra.setdefault(f.name, f.type)
     full = document_schema(extra)
-    schema = pa.schema([f for f in full if f.name in extra]) if tables and "text" not in extra else full
-    filled = []
-    for table in tables:
-        for field in schema:
-            if field.name not in table.column_names:
-                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
-        filled.append(table.select(schema.names).cast(schema))
-    return pa.concat_tables(filled) if filled else schema.empty_table()
+    return pa.schema([f for f in full if f.name in extra]) if files and "text" not in extra else full
 
 
-def _write_shards(table: pa.Table, out_dir: Path, split: str, shard_rows: int) -> list[str]:
-    names = []
-    count = max(1, math.ceil(table.num_rows / shard_rows))  # an empty split still gets its -00000 file
-    for shard in range(count):
-        name = f"{split}-{shard:05d}.parquet"
-        part = table.slice(shard * shard_rows, shard_rows)
-        pq.write_table(part, out_dir / name, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-        names.append(name)
-    return names
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
+def _bucket_count(text_bytes: int, bucket_bytes: int) -> int:
+    """A power of two (the bucket is the key's top bits) giving <= bucket_bytes of text a bucket, capped."""
+    count = 1
+    while count * bucket_bytes < text_bytes and count < MAX_BUCKETS:
+        count *= 2
+    return count
+
+
+class _Buckets:
+    """One split's shuffle buckets on disk. Rows arrive with their key (`_KEY`) and input position (`_ROW`), are
+    buffered up to `flush_bytes`, and appended to the file of their bucket as length-prefixed Arrow IPC
+    messages; `sorted_tables` reads the buckets back in key order, each one sorted. A file cut short (a crash
+    while writing, a full disk) is detected by its length prefixes and never half-read."""
+
+    def __init__(self, directory: Path, count: int, flush_bytes: int, schema: pa.Schema) -> None:
+        self.dir, self.count, self.flush_bytes = directory, count, flush_bytes
+        self.schema = schema.append(pa.field(_KEY, pa.uint64())).append(pa.field(_ROW, pa.int64()))
+        self.shift = 64 - (count.bit_length() - 1)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._files: dict[int, BinaryIO] = {}
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
+
+    def path(self, bucket: int) -> Path:
+        return self.dir / f"bucket-{bucket:05d}.arrows"
+
+    def add(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_bytes += table.nbytes
+        if self._pending_bytes >= self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        keys = table.column(_KEY).to_numpy()
+        bucket = keys >> np.uint64(self.shift) if self.count > 1 else np.zeros(len(keys), np.uint64)
+        order = np.argsort(bucket, kind="stable")
+        table, bucket = table.take(pa.array(order)), bucket[order]
+        edges = [0, *(np.flatnonzero(np.diff(bucket)) + 1).tolist(), len(bucket)]
+        for start, end in zip(edges, edges[1:]):
+            b = int(bucket[start])
+            if b not in self._files:
+                self._files[b] = open(self.path(b), "wb")
+            for batch in table.slice(start, end - start).combine_chunks().to_batches():
+                message = batch.serialize()
+                self._files[b].write(struct.pack("<Q", message.size))
+                self._files[b].write(message)
+
+    def close(self) -> None:
+        self.flush()
+        for fh in self._files.values():
+            fh.close()
+
+    def _read(self, bucket: int) -> pa.Table:
+        path = self.path(bucket)
+        data = path.read_bytes()
+        batches, at = [], 0
+        while at < len(data):
+            if at + 8 > len(data) or at + 8 + struct.unpack_from("<Q", data, at)[0] > len(data):
+                raise ValueError(f"mix: shuffle bucket file {path} is truncated at byte {at} of {len(data)} "
+                                 "(a crash or a full disk while it was written); run the mix again")
+            size = struct.unpack_from("<Q", data, at)[0]
+            batches.append(pa.ipc.read_record_batch(pa.py_buffer(data[at + 8: at + 8 + size]), self.schema))
+            at += 8 + size
+        return pa.Table.from_batches(batches, self.schema)
+
+    def sorted_tables(self) -> Iterator[pa.Table]:
+        """Each non-empty bucket in key order, sorted by (key, input position), without the helper columns."""
+        for bucket in sorted(self._files):
+            table = self._read(bucket)
+            order = pc.sort_indices(table, sort_keys=[(_KEY, "ascending"), (_ROW, "ascending")])
+            yield table.take(order).drop_columns([_KEY, _ROW])
+            self.path(bucket).unlink()
+
+
+class _ShardWriter:
+    """Writes one split's sorted rows as `{split}-NNNNN.parquet` shards of `shard_rows` rows, row groups of
+    <= ROW_GROUP_ROWS counted from each shard's start, zstd; a split without rows still gets its -00000 file."""
+
+    def __init__(self, out_dir: Path, split: str, shard_rows: int, schema: pa.Schema) -> None:
+        self.out_dir, self.split, self.shard_rows, self.schema = out_dir, split, shard_rows, schema
+        self.names: list[str] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._in_shard = 0
+
+    def _group_rows(self) -> int:
+        return min(ROW_GROUP_ROWS, self.shard_rows - self._in_shard)
+
+    def add(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= self._group_rows():
+            self._write_group(self._group_rows())
+
+    def _write_group(self, rows: int) -> None:
+        table = pa.concat_tables(self._pending)
+        rest = table.slice(rows)
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+        if self._writer is None:
+            self.names.append(f"{self.split}-{len(self.names):05d}.parquet")
+            self._writer = pq.ParquetWriter(self.out_dir / self.names[-1], self.schema, compression="zstd")
+        # one chunk per column, as a single table slice would be: the writer's page cuts follow its input chunks
+        self._writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        self._in_shard += rows
+        if self._in_shard == self.shard_rows:
+            self._writer.close()
+            self._writer, self._in_shard = None, 0
+
+    def close(self) -> list[str]:
+        if self._pending_rows:
+            self._write_group(self._pending_rows)
+        if self._writer is not None:
+            self._writer.close()
+        if not self.names:
+            self.names.append(f"{self.split}-00000.parquet")
+            pq.write_table(self.schema.empty_table(), self.out_dir / self.names[0], row_group_size=ROW_GROUP_ROWS,
+                           compression="zstd")
+        return self.names
+
+
+def _check_space(directory: Path, text_bytes: int) -> None:
+    """The bucket files hold the mixed text once more, uncompressed: refuse to start without room for them."""
+    needed = int(text_bytes * 1.1) + (16 << 20)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"mix: the shuffle needs about {needed / 1e6:,.0f} MB of temporary space in "
+                                    f"{directory}, which has {free / 1e6:,.0f} MB free")
+
+
+def _write_splits(files: Sequence[Path], scan: _Scan, plan: _Plan, cfg: MixConfig, out_dir: Path, batch_rows: int,
+                  bucket_bytes: int) -> dict[str, dict[str, Any]]:
+    """Pass 2 (module doc): every written copy to its split's buckets, then the buckets in order to shards."""
+    schema = _union_schema(files)
+    scratch = out_dir / _SCRATCH
+    shutil.rmtree(scratch, ignore_errors=True)  # left by a killed run: rebuilt, never reused
+    scratch.mkdir(parents=True)
+    text = {split: int((scan.nbytes * plan.copies)[mask].sum()) for split, mask in
+            (("train", ~plan.is_val), ("val", plan.is_val))}
+    try:
+        _check_space(scratch, sum(text.values()))
+        buckets = {split: _Buckets(scratch / split, _bucket_count(size, bucket_bytes), bucket_bytes, schema)
+                   for split, size in text.items()}
+        offset = 0
+        for path in files:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                _route(batch, offset, schema, plan, cfg.seed, buckets)
+                offset += batch.num_rows
+        result = {}
+        for split, bucket_set in buckets.items():
+            bucket_set.close()
+            writer = _ShardWriter(out_dir, split, cfg.shard_rows, schema)
+            for table in bucket_set.sorted_tables():
+                writer.add(table)
+            result[split] = {"files": writer.close(), "buckets": bucket_set.count}
+        return result
+    except OSError as e:
+        if e.errno == errno.ENOSPC and "mix:" not in str(e):
+            raise OSError(errno.ENOSPC, f"mix: no space left while writing {scratch} or {out_dir} (the shuffle "
+                                        f"needs about {sum(text.values()) / 1e6:,.0f} MB there)") from e
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _route(batch: pa.RecordBatch, offset: int, schema: pa.Schema, plan: _Plan, seed: int,
+           buckets: dict[str, _Buckets]) -> None:
+    """Send each copy of each written row of `batch` (input rows offset..) to its split's buckets, keyed."""
+    copies = plan.copies[offset: offset + batch.num_rows]
+    chosen = np.flatnonzero(copies)
+    if not len(chosen):
+        return
+    ids = batch.column("id").to_pylist()
+    reps = copies[chosen]
+    pos = np.repeat(chosen, reps)
+    copy_no = np.arange(len(pos)) - np.repeat(np.cumsum(reps) - reps, reps)
+    keys = np.array([_hash("order", seed, ids[p], c) for p, c in zip(pos.tolist(), copy_no.tolist())],
+                    dtype=np.uint64)
+    table = _conform(pa.Table.from_batches([batch]), schema).take(pa.array(pos))
+    table = table.append_column(_KEY, pa.array(keys, pa.uint64())).append_column(_ROW, pa.array(pos + offset))
+    val = plan.is_val[offset + pos]
+    for split, rows in (("train", ~val), ("val", val)):
+        if rows.any():
+            buckets[split].add(table.filter(pa.array(rows)))
