@@ -44,10 +44,12 @@ Default model (reproducible, 20-40 s on one core; data licences in curation/mode
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import sys
 import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +279,44 @@ def _sample(texts: list[str], cap: int, seed: int) -> list[str]:
         return list(texts)
     rng = np.random.default_rng(seed)
     return [texts[i] for i in sorted(rng.choice(len(texts), cap, replace=False))]
+
+
+def sample_negatives(files: Sequence[str | Path], cap: int, seed: int, exclude_sources: Collection[str] = (),
+                     chunk_chars: int = TrainParams.chunk_chars, batch_rows: int = 1000) -> list[str]:
+    """Up to `cap` raw-crawl pieces for the reference classifier, sampled while streaming document Parquet files.
+
+    Each document's text (rows whose `source` is in `exclude_sources`, or without text, are skipped) is cut
+    into the pieces `train` would cut it into (`_chunks`), and a bottom-k reservoir keeps the `cap` pieces with
+    the smallest hash(seed, id, piece number): a uniform sample that depends on the documents alone, not on
+    the file order or `batch_rows`. Memory holds one batch and `cap` pieces, whatever the corpus size. The
+    pieces come back in input order, so a corpus of at most `cap` pieces gives exactly the list that chunking
+    every text would (and `train` then fits the same model).
+    """
+    import pyarrow.parquet as pq
+    import xxhash
+
+    from curation.documents import resolve_inputs
+
+    kept: list[tuple[int, int, int, str]] = []  # max-heap on the hash: (-hash, row, piece number, piece)
+    row = 0
+    for path in resolve_inputs(files):
+        columns = [c for c in ("id", "text", "source") if c in pq.read_schema(path).names]
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+            k = batch.num_rows
+            values = {c: batch.column(c).to_pylist() for c in columns}
+            ids = values.get("id") or [str(row + i) for i in range(k)]
+            for i, (doc, text, source) in enumerate(zip(ids, values.get("text") or [None] * k,
+                                                        values.get("source") or [None] * k)):
+                if not text or source in exclude_sources:
+                    continue
+                for n, piece in enumerate(_chunks(text, chunk_chars)):
+                    key = xxhash.xxh64_intdigest(f"negative\x1f{seed}\x1f{doc}\x1f{n}")
+                    if len(kept) < cap:
+                        heapq.heappush(kept, (-key, row + i, n, piece))
+                    elif -key > kept[0][0]:  # smaller than the largest hash kept
+                        heapq.heapreplace(kept, (-key, row + i, n, piece))
+            row += batch.num_rows
+    return [piece for _, _, _, piece in sorted(kept, key=lambda k: (k[1], k[2]))]
 
 
 def _reference_docs(positives: list[str], negatives: list[str], params: TrainParams) -> tuple[list[str], np.ndarray]:

@@ -285,3 +285,26 @@ def test_table_markup_does_not_move_the_score(default: quality.QualityModel) -> 
     for t, p, w, r, o in zip(texts, plain, wrapped, one_row, one_line):
         assert abs(w - p) < 1e-9, (t[:60], p, w)
         assert abs(r - o) < 1e-9, (t[:60], o, r)  # the pipes alone change nothing
+
+
+def test_negatives_are_sampled_while_streaming(tmp_path: Path) -> None:
+    """sample_negatives: a seeded, order- and batch-independent sample of pieces, never more than the cap;
+    below the cap it is exactly the pieces `train` would cut from every text, in input order."""
+    from curation.documents import write_documents
+
+    texts = [json.loads(line)["text"] for line in (DEMO / "text" / "en_c4.jsonl").read_text().splitlines()[:120]]
+    rows = [{"id": f"d{i}", "text": t, "source": "pos.jsonl" if i % 10 == 0 else "crawl.warc.gz"}
+            for i, t in enumerate(texts)]
+    write_documents(rows[:70], tmp_path / "docs-00000.parquet")
+    write_documents([], tmp_path / "docs-00001.parquet")  # an empty shard
+    write_documents(rows[70:], tmp_path / "docs-00002.parquet")
+    write_documents(rows[70:] + rows[:70], tmp_path / "swapped" / "docs-00000.parquet")
+    shards = sorted(tmp_path.glob("docs-*.parquet"))
+    negatives = [t for i, t in enumerate(texts) if i % 10]
+    every_piece = [c for t in negatives for c in quality._chunks(t, quality.TrainParams.chunk_chars)]
+    assert quality.sample_negatives(shards, 10_000, 0, {"pos.jsonl"}) == every_piece
+    small = quality.sample_negatives(shards, 30, 0, {"pos.jsonl"}, batch_rows=7)
+    assert len(small) == 30 and set(small) <= set(every_piece)
+    assert small == quality.sample_negatives(shards, 30, 0, {"pos.jsonl"}, batch_rows=1000)
+    assert sorted(small) == sorted(quality.sample_negatives([tmp_path / "swapped"], 30, 0, {"pos.jsonl"}))
+    assert small != quality.sample_negatives(shards, 30, 1, {"pos.jsonl"})  # the seed matters
