@@ -11,6 +11,11 @@ flow attaches it to the run (`flows.prefect_flows`). Sections:
   thresholds, language shares before/after, drop reasons per stage, dedup cluster sizes;
 * samples: two documents per quality_score decile and language (truncated to `SAMPLE_CHARS`), to read what a score means.
 
+Memory is bounded by a batch of `BATCH_ROWS` rows, never by the corpus: the input is streamed (lengths,
+quality_score and cluster sizes become histograms and counts as they pass), the decile edges come from a
+seeded reservoir of `RESERVOIR` scores per language (exact for smaller languages; the lowest and highest
+edges are always the exact minimum and maximum), and only the ~20 sampled texts per language are kept.
+
 Plots use matplotlib's Agg backend (no display). `embedded(report_dir)` inlines the PNGs as
 base64 data URIs: the Prefect UI renders markdown images with a plain `<img src>`, which shows data URIs, while
 a local file path would not load in the browser (Prefect's image artifact also wants a URL the browser can
@@ -24,7 +29,9 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +49,94 @@ SAMPLE_CHARS = 300  # per sampled document: enough to judge it, short enough to 
 PLOTS = ("lengths.png", "quality.png", "languages.png", "drops.png", "clusters.png")
 _DPI = 80  # ~20-40 KB per PNG: small enough to inline in a Prefect artifact
 
+BATCH_ROWS = 1000  # rows per streamed batch: the text column is never read whole
+RESERVOIR = 10_000  # quality scores kept per language for the decile edges (exact below this many documents)
+_LENGTH_EDGES = 10 ** (np.arange(0, 8 * 20 + 1) / 20)  # 1 .. 1e8 characters, 20 bins a decade
+_SCORE_BINS = 40
+_PICK = 20  # candidates kept per end of a decile: >= the 18 documents earlier deciles can have taken
 
-def _columns(files: Sequence[Path], wanted: Sequence[str]) -> dict[str, list[Any]]:
-    """The wanted columns of every file (None where a file lacks one)."""
-    out: dict[str, list[Any]] = {c: [] for c in wanted}
+
+@dataclass
+class _Summary:
+    """What the plots and samples need of a set of Parquet files, gathered batch by batch."""
+
+    rows: int = 0
+    lengths: dict[str, np.ndarray] = field(default_factory=dict)     # language -> counts per _LENGTH_EDGES bin
+    scores: dict[str, np.ndarray] = field(default_factory=dict)      # language -> counts per score bin
+    score_sum: dict[str, float] = field(default_factory=dict)
+    score_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    reservoir: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # language -> (keys, scores)
+    clusters: Counter[int] = field(default_factory=Counter)
+    has_scores: bool = False
+    has_clusters: bool = False
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of row numbers: the reservoir keeps the rows with the smallest keys, so the sample depends
+    on the rows alone, not on batch sizes or arrival order."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _stream(files: Sequence[Path], wanted: Sequence[str], batch_rows: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(first row number, {column: values}) per batch of every file; columns a file lacks come back as None."""
+    offset = 0
     for path in files:
-        names = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in names])
-        for c in wanted:
-            out[c].extend(table.column(c).to_pylist() if c in names else [None] * table.num_rows)
+        present = set(pq.read_schema(path).names)
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[c for c in wanted if c in present]):
+            yield offset, {c: batch.column(c) if c in present else None for c in wanted}
+            offset += batch.num_rows
+
+
+def _langs_of(column: Any, k: int) -> np.ndarray:
+    return np.array([x or "(none)" for x in column.to_pylist()] if column is not None else ["(none)"] * k, dtype=object)
+
+
+def _summarise(files: Sequence[Path], batch_rows: int, scores: bool) -> _Summary:
+    """Length histograms per language; with `scores`, also quality histograms, reservoirs and cluster sizes."""
+    wanted = ["lang", "text", *(["quality_score", "dup_cluster_size"] if scores else [])]
+    out = _Summary()
+    for offset, cols in _stream(files, wanted, batch_rows):
+        k = len(cols["text"]) if cols["text"] is not None else len(next(c for c in cols.values() if c is not None))
+        out.rows += k
+        langs = _langs_of(cols["lang"], k)
+        chars = (pc.utf8_length(cols["text"].fill_null("")).to_numpy(zero_copy_only=False) if cols["text"] is not None
+                 else np.zeros(k))
+        for lang in np.unique(langs):
+            rows = langs == lang
+            counts = np.histogram(np.clip(chars[rows], 1, _LENGTH_EDGES[-1]), bins=_LENGTH_EDGES)[0]
+            out.lengths[lang] = out.lengths.get(lang, 0) + counts
+        if scores and cols["quality_score"] is not None:
+            out.has_scores = True
+            _add_scores(out, langs, cols["quality_score"].to_numpy(zero_copy_only=False).astype(float), offset)
+        if scores and cols["dup_cluster_size"] is not None:
+            out.has_clusters = True
+            sizes = cols["dup_cluster_size"].drop_null().to_numpy(zero_copy_only=False).astype(int)
+            out.clusters.update(dict(zip(*(v.tolist() for v in np.unique(sizes, return_counts=True)))))
     return out
 
 
-def _text_lengths(files: Sequence[Path]) -> list[int]:
-    lengths: list[int] = []
-    for path in files:
-        col = pq.read_table(path, columns=["text"]).column("text")
-        lengths.extend(pc.utf8_length(col.fill_null("")).to_pylist())
-    return lengths
+def _add_scores(out: _Summary, langs: np.ndarray, values: np.ndarray, offset: int) -> None:
+    known = ~np.isnan(values)
+    row_keys = _mix64(np.arange(offset, offset + len(values)))
+    for lang in np.unique(langs[known]):
+        rows = known & (langs == lang)
+        v = values[rows]
+        counts = np.histogram(np.clip(v, 0, 1), bins=_SCORE_BINS, range=(0, 1))[0]
+        out.scores[lang] = out.scores.get(lang, 0) + counts
+        out.score_sum[lang] = out.score_sum.get(lang, 0.0) + float(v.sum())
+        lo, hi = out.score_range.get(lang, (math.inf, -math.inf))
+        out.score_range[lang] = (min(lo, float(v.min())), max(hi, float(v.max())))
+        keys, kept = out.reservoir.get(lang, (np.zeros(0, np.uint64), np.zeros(0)))
+        keys, kept = np.concatenate([keys, row_keys[rows]]), np.concatenate([kept, v])
+        if len(keys) > RESERVOIR:
+            best = np.argpartition(keys, RESERVOIR)[:RESERVOIR]
+            keys, kept = keys[best], kept[best]
+        out.reservoir[lang] = (keys, kept)
 
 
 def write_report(
@@ -69,30 +146,29 @@ def write_report(
     upstream: Sequence[tuple[str, str, dict[str, Any]]],
     thresholds: dict[str, float] | None = None,
     settings: dict[str, Any] | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> dict[str, Any]:
     """Write `mix_dir/report/report.md` and its PNGs; return {"report": path, "plots": [...], "sections": [...]}.
 
     `mix_inputs`: the mix stage's input Parquet files (the scored documents, before sampling);
     `mix_stats`: what `curation.mix.mix` returned; `upstream`: (kind, artifact id, stats) of every stage
     before mix, in pipeline order; `thresholds`: language -> quality threshold, drawn on the quality plot;
-    `settings`: the mix config, printed at the top.
+    `settings`: the mix config, printed at the top; `batch_rows`: rows read at a time.
     """
     mix_dir = Path(mix_dir)
     out = mix_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     inputs = [Path(p) for p in mix_inputs]
-    before = _columns(inputs, ["id", "lang", "quality_score", "dup_cluster_size", "source"])
-    before["chars"] = _text_lengths(inputs)
+    before = _summarise(inputs, batch_rows, scores=True)
     mixed_files = sorted(mix_dir.glob("train-*.parquet")) + sorted(mix_dir.glob("val-*.parquet"))
-    after = _columns(mixed_files, ["id", "lang"])
-    after["chars"] = _text_lengths(mixed_files)
+    after = _summarise(mixed_files, batch_rows, scores=False)
 
     _plot_lengths(before, after, out / "lengths.png")
     _plot_quality(before, thresholds or {}, out / "quality.png")
     _plot_languages(mix_stats, out / "languages.png")
     _plot_drops(upstream, mix_stats, out / "drops.png")
     _plot_clusters(before, out / "clusters.png")
-    samples = _samples(inputs, before)
+    samples = _samples(inputs, before, batch_rows)
 
     md = render_markdown(mix_stats, upstream, samples, settings)
     (out / REPORT_NAME).write_text(md, encoding="utf-8")
@@ -102,14 +178,6 @@ def write_report(
 
 
 # ------------------------------------------------------------------------------------------------ plots
-
-
-def _by_lang(values: list[Any], langs: list[Any]) -> dict[str, np.ndarray]:
-    groups: dict[str, list[float]] = {}
-    for v, lang in zip(values, langs):
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            groups.setdefault(lang or "(none)", []).append(float(v))
-    return {k: np.array(v) for k, v in sorted(groups.items())}
 
 
 def _save(fig: plt.Figure, path: Path, left: float = 0.08) -> None:
@@ -122,19 +190,18 @@ def _save(fig: plt.Figure, path: Path, left: float = 0.08) -> None:
 def _empty(ax: plt.Axes, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what}", ha="center", va="center", transform=ax.transAxes)
 
-
-def _plot_lengths(before: dict[str, list[Any]], after: dict[str, list[Any]], path: Path) -> None:
+def _plot_lengths(before: _Summary, after: _Summary, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True)
     for ax, data, title in ((axes[0], before, "mix input (scored documents)"), (axes[1], after, "mixed corpus (rows)")):
-        groups = _by_lang(data["chars"], data["lang"])
-        values = [v for v in groups.values() if len(v)]
-        if not values:
+        groups = {lang: counts for lang, counts in sorted(data.lengths.items()) if counts.sum()}
+        if not groups:
             _empty(ax, "documents")
             continue
-        top = max(float(v.max()) for v in values)
-        bins = np.logspace(0, math.log10(max(top, 10)) + 0.05, 40)
-        for lang, v in groups.items():
-            ax.hist(np.maximum(v, 1), bins=bins, alpha=0.6, label=f"{lang} ({len(v)})")
+        used = np.flatnonzero(sum(groups.values()))
+        edges = _LENGTH_EDGES[used[0]: used[-1] + 2]  # the bins that hold documents
+        for lang, counts in groups.items():
+            ax.hist(edges[:-1], bins=edges, weights=counts[used[0]: used[-1] + 1], alpha=0.6,
+                    label=f"{lang} ({int(counts.sum())})")
         ax.set_xscale("log")
         ax.set_xlabel("characters per document")
         ax.set_ylabel("documents")
@@ -143,17 +210,19 @@ def _plot_lengths(before: dict[str, list[Any]], after: dict[str, list[Any]], pat
     _save(fig, path)
 
 
-def _plot_quality(before: dict[str, list[Any]], thresholds: dict[str, float], path: Path) -> None:
-    groups = _by_lang(before["quality_score"], before["lang"])
+def _plot_quality(before: _Summary, thresholds: dict[str, float], path: Path) -> None:
+    groups = dict(sorted(before.scores.items()))
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4.5 * max(1, len(groups)), 3.5), squeeze=False)
     if not groups:
         _empty(axes[0][0], "quality_score column")
-    for ax, (lang, v) in zip(axes[0], groups.items()):
-        ax.hist(v, bins=np.linspace(min(0.0, float(v.min())), max(1.0, float(v.max())), 41), color="tab:blue")
+    edges = np.linspace(0, 1, _SCORE_BINS + 1)  # scores outside [0, 1] are counted in the end bins
+    for ax, (lang, counts) in zip(axes[0], groups.items()):
+        ax.hist(edges[:-1], bins=edges, weights=counts, color="tab:blue")
         if thresholds.get(lang, 0) > 0:
             ax.axvline(thresholds[lang], color="tab:red", linestyle="--", label=f"threshold {thresholds[lang]}")
             ax.legend()
-        ax.set_title(f"quality_score, {lang} ({len(v)} docs, mean {v.mean():.3f})")
+        n = int(counts.sum())
+        ax.set_title(f"quality_score, {lang} ({n} docs, mean {before.score_sum[lang] / n:.3f})")
         ax.set_xlabel("quality_score")
         ax.set_ylabel("documents")
     _save(fig, path)
@@ -204,53 +273,76 @@ def _plot_drops(upstream: Sequence[tuple[str, str, dict[str, Any]]], mix_stats: 
         ax.set_title("drop reasons per stage (largest 25)")
     _save(fig, path, left=0.4)
 
-
-def _plot_clusters(before: dict[str, list[Any]], path: Path) -> None:
-    sizes = np.array([s for s in before["dup_cluster_size"] if s is not None], dtype=float)
+def _plot_clusters(before: _Summary, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    if not len(sizes):
+    if not before.clusters:
         _empty(ax, "dup_cluster_size column")
     else:
-        values, counts = np.unique(sizes.astype(int), return_counts=True)
-        ax.bar([str(v) for v in values[:30]], counts[:30], color="tab:green")
+        values = sorted(before.clusters)
+        total = sum(before.clusters.values())
+        duplicated = sum(c for v, c in before.clusters.items() if v > 1)
+        ax.bar([str(v) for v in values[:30]], [before.clusters[v] for v in values[:30]], color="tab:green")
         ax.set_yscale("log")
         ax.set_xlabel("dedup cluster size (documents the kept one stands for)")
         ax.set_ylabel("kept documents")
-        ax.set_title(f"dedup cluster sizes ({int((sizes > 1).sum())} of {len(sizes)} had duplicates)")
+        ax.set_title(f"dedup cluster sizes ({duplicated} of {total} had duplicates)")
     _save(fig, path, left=0.14)
 
 
 # ---------------------------------------------------------------------------------------------- samples
 
 
-def _samples(files: Sequence[Path], before: dict[str, list[Any]]) -> list[tuple[int, float, str, str]]:
+def _decile_edges(before: _Summary) -> dict[str, np.ndarray]:
+    """Per language, the 11 quality_score decile edges of its reservoir, the ends set to the exact min and max."""
+    edges = {}
+    for lang, (_, kept) in before.reservoir.items():
+        e = np.quantile(kept, np.linspace(0, 1, 11))
+        e[0], e[-1] = before.score_range[lang]
+        edges[lang] = e
+    return edges
+
+
+def _samples(files: Sequence[Path], before: _Summary, batch_rows: int) -> list[tuple[int, float, str, str]]:
     """(decile, score, lang, truncated text): per language, the lowest and highest scoring document of each
     quality_score decile. Deciles are per language because scorers are not calibrated across languages
-    (the learned scorer gives Wikipedia zh a lower mean than C4 en on the demo)."""
-    picked: dict[int, tuple[int, float]] = {}
-    for lang in sorted({x or "" for x in before["lang"]}):
-        scored = [(s, i) for i, s in enumerate(before["quality_score"])
-                  if s is not None and not math.isnan(s) and (before["lang"][i] or "") == lang]
-        if not scored:
+    (the learned scorer gives Wikipedia zh a lower mean than C4 en on the demo). Two streamed passes: the
+    scores (the `_PICK` lowest and highest candidates of each decile), then the texts of the picked rows."""
+    edges = _decile_edges(before)
+    if not edges:
+        return []
+    low: dict[tuple[str, int], list[tuple[float, int]]] = {}
+    high: dict[tuple[str, int], list[tuple[float, int]]] = {}
+    for offset, cols in _stream(files, ["lang", "quality_score"], batch_rows):
+        if cols["quality_score"] is None:
             continue
-        edges = np.quantile(np.array([s for s, _ in scored]), np.linspace(0, 1, 11))
+        scores = cols["quality_score"].to_numpy(zero_copy_only=False).astype(float)
+        langs = _langs_of(cols["lang"], len(scores))
+        for lang in np.unique(langs[~np.isnan(scores)]):
+            e = edges[lang]
+            for decile in range(10):
+                rows = np.flatnonzero((langs == lang) & (scores >= e[decile]) & (scores <= e[decile + 1]))
+                found = sorted(zip(scores[rows].tolist(), (rows + offset).tolist()))
+                key = (lang, decile)
+                low[key] = sorted(low.get(key, []) + found[:_PICK])[:_PICK]
+                high[key] = sorted(high.get(key, []) + found[-_PICK:])[-_PICK:]
+    picked: dict[int, tuple[int, float, str]] = {}
+    for lang in sorted(edges):
         for decile in range(10):
-            members = sorted((s, i) for s, i in scored if edges[decile] <= s <= edges[decile + 1] and i not in picked)
+            members = sorted({m for m in low.get((lang, decile), []) + high.get((lang, decile), [])
+                              if m[1] not in picked})
             for s, i in {members[0], members[-1]} if members else set():
-                picked[i] = (decile + 1, s)
-    wanted = set(picked)
+                picked[i] = (decile + 1, s, "" if lang == "(none)" else lang)
     texts: dict[int, str] = {}
-    offset = 0
-    for path in files:
-        col = pq.read_table(path, columns=["text"]).column("text")
-        for j in [i - offset for i in wanted if offset <= i < offset + len(col)]:
-            texts[j + offset] = col[j].as_py() or ""
-        offset += len(col)
+    for offset, cols in _stream(files, ["text"], batch_rows):
+        if cols["text"] is None:
+            continue
+        for i in [i for i in picked if offset <= i < offset + len(cols["text"])]:
+            texts[i] = cols["text"][i - offset].as_py() or ""
     out = []
-    for i, (decile, score) in sorted(picked.items(), key=lambda kv: (before["lang"][kv[0]] or "", kv[1])):
+    for i, (decile, score, lang) in sorted(picked.items(), key=lambda kv: (kv[1][2], kv[1][0], kv[1][1])):
         text = " ".join(texts.get(i, "").split())
         text = text[:SAMPLE_CHARS] + ("…" if len(text) > SAMPLE_CHARS else "")
-        out.append((decile, score, before["lang"][i] or "", text))
+        out.append((decile, score, lang, text))
     return out
 
 
