@@ -352,16 +352,95 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-class DedupIndex:
-    """A persistent near-dup index of kept documents: a directory of immutable segments, one per batch.
+# Per-origin cap on index candidates: of one LSH bucket, at most this many documents of each batch that
+# formed the index are verified (a bucket shared by thousands of boilerplate pages must not cost thousands).
+MAX_PER_BUCKET = 8
 
-    `dir/meta.json` holds the hashing parameters (a reopened index must use the same); each
-    `dir/seg-<digest>/` holds, for the kept documents of one batch: `keys.npy` (bands, n) uint32 band keys
-    sorted per band, `docs.npy` (bands, n) uint32 document number of each sorted key, `ids.npy` (n,) bytes,
-    `offsets.npy` and `shingles.u32` (shingle hashes for verification). Lookups are `searchsorted` on
-    memory-mapped keys, so a refresh costs O(new batch x segments x log(corpus)), not O(corpus).
-    The digest names the batch (its ids and texts): re-running the same batch neither matches against
-    its own segment nor adds it twice.
+
+class IndexSegment:
+    """One segment of a `DedupIndex`, opened: sorted band keys (memory-mapped) and where its documents sit.
+
+    `base` is the global number of its first document: segments are ordered by when they were added, and a
+    compacted segment is the concatenation of the segments it replaced, so global numbers (and which indexed
+    document is "earliest") do not change when segments are merged. `members` are (batch name, documents)
+    in order: one for a segment as written, several for a compacted one.
+    """
+
+    def __init__(self, path: Path, base: int) -> None:
+        self.path, self.base = path, base
+        meta = _segment_meta(path)
+        self.seq, self.members = int(meta["seq"]), [(str(m), int(c)) for m, c in meta["members"]]
+        self.keys = np.load(path / "keys.npy", mmap_mode="r")  # (bands, n) sorted per band
+        self.docs = np.load(path / "docs.npy", mmap_mode="r")  # (bands, n) document of each sorted key
+        slots = path / "slots.npy"  # (bands, n) position among the same key and batch; absent: docs as written
+        self.slots = np.load(slots, mmap_mode="r") if slots.exists() else None
+        self.n = int(self.keys.shape[1])
+        self._store: _ShingleStore | None = None
+
+    def member_range(self, name: str) -> tuple[int, int] | None:
+        """Global [start, stop) of batch `name` in this segment, or None."""
+        start = self.base
+        for member, count in self.members:
+            if member == name:
+                return start, start + count
+            start += count
+        return None
+
+    def ids(self) -> np.ndarray:
+        return np.load(self.path / "ids.npy", mmap_mode="r")
+
+    def shingles(self, k: int) -> np.ndarray:
+        """Shingle hashes of local document k."""
+        if self._store is None:
+            self._store = _ShingleStore(self.path / "shingles.u32", np.load(self.path / "offsets.npy"))
+        return self._store.get(k)
+
+    def candidates(self, band: int, query: np.ndarray, cap: int = MAX_PER_BUCKET) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, local doc) for every query key found in band `band`: at most `cap` per bucket and batch."""
+        col = self.keys[band]
+        lo = np.searchsorted(col, query, side="left")
+        hi = np.minimum(np.searchsorted(col, query, side="right"), lo + cap * len(self.members))
+        found = np.flatnonzero(hi > lo)
+        if len(found) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        counts = (hi - lo)[found]
+        qpos = np.repeat(found, counts)
+        pos = np.repeat(lo[found], counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+        if self.slots is not None:
+            ok = np.asarray(self.slots[band][pos]) < cap
+        else:
+            ok = pos - np.repeat(lo[found], counts) < cap
+        return qpos[ok], np.asarray(self.docs[band][pos[ok]], dtype=np.int64)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _segment_meta(path: Path) -> dict:
+    """A segment's meta.json; segments written before it existed were single batches of unknown order."""
+    meta = path / "meta.json"
+    if meta.exists():
+        return json.loads(meta.read_text())
+    n = int(np.load(path / "ids.npy", mmap_mode="r").shape[0])
+    return {"seq": -1, "members": [[path.name.removeprefix("seg-"), n]]}
+
+
+class DedupIndex:
+    """A persistent near-dup index of kept documents: a directory of immutable segments, merged as they pile up.
+
+    `dir/meta.json` holds the hashing parameters (a reopened index must use the same); each `dir/seg-<name>/`
+    holds, for the kept documents of one batch (or, once compacted, of several consecutive batches):
+    `keys.npy` (bands, n) uint32 band keys sorted per band, `docs.npy` (bands, n) uint32 document of each sorted
+    key, `ids.npy` (n,) bytes, `offsets.npy` and `shingles.u32` (shingle hashes for verification), `meta.json`
+    (order number `seq`, the batches it holds) and, when compacted, `slots.npy` (for the per-batch bucket cap).
+    Lookups are `searchsorted` on memory-mapped keys: a refresh costs O(new batch x segments x log(index)).
+    `compact` keeps the number of segments at most `max_segments` by merging the run of `fanout` consecutive
+    segments with the fewest documents (usually the newest, smallest ones), so each document is rewritten
+    O(log(index)) times in all and lookups touch a bounded number of segments.
+    The batch name (a digest of its ids and texts) makes re-running the same batch neither match against
+    its own documents nor add them twice.
     """
 
     def __init__(self, path: str | Path, params: dict[str, int]) -> None:
@@ -377,15 +456,39 @@ class DedupIndex:
         self.params = params
 
     def segments(self) -> list[Path]:
-        return sorted(p for p in self.path.glob("seg-*") if p.is_dir() and (p / "ids.npy").exists())
+        """Segment directories in the order their documents were added. A batch merged into a compacted segment
+        whose directory survived (the merge was killed before removing it) is removed here."""
+        found = [p for p in self.path.glob("seg-*") if p.is_dir() and (p / "ids.npy").exists()]
+        metas = {p: _segment_meta(p) for p in found}
+        merged = {m for p, meta in metas.items() if len(meta["members"]) > 1 for m, _ in meta["members"]}
+        live = []
+        for p in found:
+            if len(metas[p]["members"]) == 1 and p.name.removeprefix("seg-") in merged:
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                live.append(p)
+        return sorted(live, key=lambda p: (int(metas[p]["seq"]), p.name))
+
+    def open(self) -> list[IndexSegment]:
+        segs, base = [], 0
+        for p in self.segments():
+            segs.append(IndexSegment(p, base))
+            base += segs[-1].n
+        return segs
+
+    def holds(self, name: str) -> bool:
+        """True when batch `name` is in the index (as its own segment or merged into one)."""
+        return any(name in (m for m, _ in _segment_meta(p)["members"]) for p in self.segments())
+
+    def _next_seq(self) -> int:
+        return 1 + max((int(_segment_meta(p)["seq"]) for p in self.segments()), default=-1)
 
     def add_segment(self, name: str, keys: np.ndarray, ids: list[str], store: ShingleSource, rows: np.ndarray) -> None:
         """Write the documents `rows` (indices into keys/ids/store) as segment `name` (atomic rename)."""
-        final = self.path / f"seg-{name}"
-        if final.exists():
+        if (self.path / f"seg-{name}").exists() or self.holds(name):
             return
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.path))
         sel = np.asarray(rows, dtype=np.int64)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.path))
         k = keys[sel].T  # (bands, n)
         order = np.argsort(k, axis=1, kind="stable")
         np.save(tmp / "keys.npy", np.take_along_axis(k, order, axis=1))
@@ -397,7 +500,76 @@ class DedupIndex:
             out.extend([store.get(int(i)) for i in sel[start : start + _BATCH]])
         np.save(tmp / "offsets.npy", out.freeze())
         out.close()
-        os.rename(tmp, final)
+        self.publish(tmp, name, len(sel))
+
+    def publish(self, tmp: Path, name: str, n: int) -> None:
+        """Make the segment files written in `tmp` segment `name` of `n` documents (one atomic rename)."""
+        (tmp / "meta.json").write_text(json.dumps({"seq": self._next_seq(), "members": [[name, n]]}))
+        os.rename(tmp, self.path / f"seg-{name}")
+
+    def compact(self, max_segments: int = 8, fanout: int = 4) -> list[str]:
+        """Merge segments while there are more than `max_segments`; returns the names of the merged segments."""
+        merged: list[str] = []
+        while True:
+            segs = self.segments()
+            if len(segs) <= max_segments:
+                return merged
+            sizes = [int(np.load(p / "ids.npy", mmap_mode="r").shape[0]) for p in segs]
+            width = max(2, min(fanout, len(segs)))
+            start = min(range(len(segs) - width + 1), key=lambda i: (sum(sizes[i : i + width]), -i))
+            run = segs[start : start + width]
+            _merge_segments(self.path, run)
+            merged.append(",".join(p.name for p in run))
+
+
+def _merge_segments(root: Path, run: list[Path]) -> Path:
+    """Write one segment holding the segments `run` (consecutive, in order), then remove them."""
+    segs, base = [], 0
+    for p in run:
+        segs.append(IndexSegment(p, base))
+        base += segs[-1].n
+    members = [m for s in segs for m in s.members]
+    name = "c" + hashlib.blake2b(json.dumps(members).encode(), digest_size=8).hexdigest()
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    bands = segs[0].keys.shape[0]
+    # Origin (member batch) of every merged document, for the per-batch bucket cap.
+    origin = np.repeat(np.arange(len(members), dtype=np.int64), [c for _, c in members])
+    keys = np.lib.format.open_memmap(tmp / "keys.npy", "w+", np.uint32, (bands, base))
+    docs = np.lib.format.open_memmap(tmp / "docs.npy", "w+", np.uint32, (bands, base))
+    slots = np.lib.format.open_memmap(tmp / "slots.npy", "w+", np.uint8, (bands, base))
+    for b in range(bands):  # one band at a time: 16 bytes per indexed document in memory
+        k = np.concatenate([np.asarray(s.keys[b]) for s in segs])
+        d = np.concatenate([np.asarray(s.docs[b], dtype=np.int64) + s.base for s in segs])
+        order = np.lexsort((d, k))
+        k, d = k[order], d[order]
+        o = origin[d]
+        new_run = np.ones(len(k), dtype=bool)
+        new_run[1:] = (k[1:] != k[:-1]) | (o[1:] != o[:-1])
+        starts = np.flatnonzero(new_run)
+        slot = np.arange(len(k)) - np.repeat(starts, np.diff(np.append(starts, len(k))))
+        keys[b], docs[b], slots[b] = k, d, np.minimum(slot, 255)
+    keys.flush(), docs.flush(), slots.flush()
+    del keys, docs, slots
+    ids = [np.asarray(s.ids()) for s in segs]
+    width = max([a.dtype.itemsize for a in ids] + [1])
+    np.save(tmp / "ids.npy", np.concatenate([a.astype(f"S{width}") for a in ids]))
+    offsets, total = [np.zeros(1, np.int64)], 0
+    with open(tmp / "shingles.u32", "wb") as out:
+        for p in run:
+            with open(p / "shingles.u32", "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 22)
+            off = np.load(p / "offsets.npy")
+            offsets.append(off[1:] + total)
+            total += int(off[-1])
+    np.save(tmp / "offsets.npy", np.concatenate(offsets))
+    (tmp / "meta.json").write_text(json.dumps({"seq": segs[0].seq, "members": members}))
+    for s in segs:
+        s.close()
+    final = root / f"seg-{name}"
+    os.rename(tmp, final)
+    for p in run:  # a kill before this leaves them behind: `DedupIndex.segments` removes them then
+        shutil.rmtree(p, ignore_errors=True)
+    return final
 
 
 def _candidate_pairs(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -540,14 +712,10 @@ def cluster_signatures(
         if jaccard(store.get(a), store.get(b)) >= threshold:
             sets.union(a, b)
     # Verified matches against earlier batches: best (earliest) indexed document per new document.
-    earlier: dict[int, tuple[int, int]] = {}  # new doc -> (segment number, doc number in segment)
-    segments = [s for s in index.segments() if s.name != f"seg-{digest}"] if index else []
-    seg_ids: list[np.ndarray] = []
-    for s_no, seg in enumerate(segments):
-        seg_ids.append(np.load(seg / "ids.npy", mmap_mode="r"))
-        _match_segment(seg, s_no, keys, valid, store, threshold, earlier)
+    segments = index.open() if index else []
+    earlier = match_index(segments, digest, keys, valid, store, threshold)
     roots = sets.roots()
-    root_old: dict[int, tuple[int, int]] = {}
+    root_old: dict[int, int] = {}
     for i, old in earlier.items():
         r = int(roots[i])
         if r not in root_old or old < root_old[r]:
@@ -564,8 +732,7 @@ def cluster_signatures(
     kept = valid.copy()
     for i, r in enumerate(roots.tolist()):
         if r in root_old:
-            s_no, k = root_old[r]
-            result[ids[i]] = bytes(seg_ids[s_no][k]).decode("utf-8")
+            result[ids[i]] = index_id(segments, root_old[r])
             kept[i] = False
             if index_matches is not None:
                 index_matches.add(ids[i])
@@ -574,6 +741,8 @@ def cluster_signatures(
             kept[i] &= keeper[r] == i
         else:
             result[ids[i]] = ids[i]
+    for seg in segments:
+        seg.close()
     if index is not None and update_index:
         index.add_segment(digest, keys, ids, store, np.flatnonzero(kept))
     return result
@@ -668,36 +837,33 @@ def _checked(docs: Iterable[tuple[str, str]], seen: set[str]) -> Iterator[tuple[
         yield doc_id, text or ""
 
 
-def _match_segment(
-    seg: Path,
-    s_no: int,
-    keys: np.ndarray,
-    valid: np.ndarray,
-    store: ShingleSource,
-    threshold: float,
-    earlier: dict[int, tuple[int, int]],
-    max_per_bucket: int = 8,
-) -> None:
-    """Record, for each new document, the earliest verified near-duplicate in segment `seg`."""
-    seg_keys = np.load(seg / "keys.npy", mmap_mode="r")
-    seg_docs = np.load(seg / "docs.npy", mmap_mode="r")
-    old = _ShingleStore(seg / "shingles.u32", np.load(seg / "offsets.npy"))
-    try:
-        new_idx = np.flatnonzero(valid)
-        candidates: set[tuple[int, int]] = set()
-        for band in range(seg_keys.shape[0]):
-            col = seg_keys[band]
-            q = keys[new_idx, band]
-            lo = np.searchsorted(col, q, side="left")
-            hi = np.minimum(np.searchsorted(col, q, side="right"), lo + max_per_bucket)
-            for j in np.flatnonzero(hi > lo).tolist():
-                for p in range(int(lo[j]), int(hi[j])):
-                    candidates.add((int(new_idx[j]), int(seg_docs[band, p])))
-        for i, k in sorted(candidates):
-            if (s_no, k) < earlier.get(i, (1 << 62, 0)) and jaccard(store.get(i), old.get(k)) >= threshold:
-                earlier[i] = (s_no, k)
-    finally:
-        old.close()
+def match_index(segments: list[IndexSegment], batch: str, keys: np.ndarray, valid: np.ndarray,
+                store: ShingleSource, threshold: float) -> dict[int, int]:
+    """For each new document i (rows of `keys`), the global number of the earliest indexed document whose
+    shingles are verified Jaccard >= threshold, when there is one. Documents of batch `batch` itself (a re-run
+    of a batch already indexed) are never matched."""
+    earlier: dict[int, int] = {}
+    new_idx = np.flatnonzero(valid)
+    for seg in segments:
+        own = seg.member_range(batch)
+        pairs = set()
+        for band in range(seg.keys.shape[0]):
+            q, k = seg.candidates(band, keys[new_idx, band])
+            pairs.update(zip(new_idx[q].tolist(), (k + seg.base).tolist()))
+        for i, g in sorted(pairs):
+            if own is not None and own[0] <= g < own[1]:
+                continue
+            if g < earlier.get(i, 1 << 62) and jaccard(store.get(i), seg.shingles(g - seg.base)) >= threshold:
+                earlier[i] = g
+    return earlier
+
+
+def index_id(segments: list[IndexSegment], g: int) -> str:
+    """The id of indexed document number g (global numbering of `DedupIndex.open`)."""
+    for seg in segments:
+        if seg.base <= g < seg.base + seg.n:
+            return bytes(seg.ids()[g - seg.base]).decode("utf-8")
+    raise IndexError(f"no indexed document {g}")
 
 
 # ---------------------------------------------------------------------------- per-shard signatures
@@ -749,6 +915,11 @@ def write_shard_signatures(docs: Iterable[tuple[str, str]], prefix: Path, *, num
                  digests=np.array(digests, dtype="S8") if digests else np.zeros(0, "S8"),
                  lengths=np.array(lengths, dtype=np.int64), keys=np.concatenate(key_blocks),
                  valid=np.concatenate(valid_blocks), offsets=store.freeze())
+        # The sorted runs the bounded-memory decision steps read; the .npz, renamed last, marks the shard done.
+        from curation.dedup_sharded import write_runs
+
+        write_runs(prefix, ids, exact, np.array(lengths, dtype=np.int64), np.concatenate(key_blocks),
+                   np.concatenate(valid_blocks))
         os.replace(prefix.with_suffix(".part.npz"), prefix.with_suffix(".npz"))
     finally:
         store.close()
