@@ -418,6 +418,22 @@ class IndexSegment:
             self._store = None
 
 
+def segment_batches(path: Path) -> list[str]:
+    """Names of the batches a segment directory holds (one, or several once compacted)."""
+    return [str(m) for m, _ in _segment_meta(path)["members"]]
+
+
+def compact_index(path: str | Path, max_segments: int = 8, fanout: int = 4) -> list[str]:
+    """`DedupIndex.compact` on an existing index directory (its own parameters); [] when there is none."""
+    meta = Path(path) / "meta.json"
+    if not meta.exists():
+        return []
+    index = DedupIndex(path, json.loads(meta.read_text())["params"])
+    for tmp in index.path.glob(".tmp-*"):  # left by a killed write or merge (callers hold the refresh lock)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return index.compact(max_segments, fanout)
+
+
 def _segment_meta(path: Path) -> dict:
     """A segment's meta.json; segments written before it existed were single batches of unknown order."""
     meta = path / "meta.json"

@@ -24,7 +24,9 @@ One refresh:
    files only (their ids cover those files), so files of earlier versions are never re-extracted or re-filtered.
    ``dedup`` uses the persistent index ``dedup.index_dir`` (default ``<root>/index/dedup``): a document that
    near-duplicates (Jaccard ≥ threshold, exact copies included) one kept by an earlier version is dropped with
-   ``duplicate_of`` = the earlier id, and the delta's kept documents join the index.
+   ``duplicate_of`` = the earlier id, and the delta's kept documents join the index as one segment. After the
+   version is committed, segments are merged once there are more than 8 (``curation.dedup.compact_index``), so
+   a refresh looks up a bounded number of sorted segments: its cost follows its own size, not the index's.
 4. **Version**: mix over the quality outputs of every delta so far. Mix re-reads all deltas (it is the cheap
    stage: a split by id hash, so a document never moves between train and val across versions); the current
    mix config applies to the whole corpus, other stage configs to new files only.
@@ -139,6 +141,16 @@ def _segments(index_dir: str) -> list[Path]:
     return sorted(s for s in Path(index_dir).glob("seg-*") if s.is_dir())
 
 
+def _segment_names(index_dir: str) -> list[str]:
+    """The segment directories and, for compacted ones, the ``seg-<batch>`` names of the batches merged in."""
+    from curation.dedup import segment_batches
+
+    names = []
+    for s in _segments(index_dir):
+        names += [s.name, *(f"seg-{b}" for b in segment_batches(s) if f"seg-{b}" != s.name)]
+    return names
+
+
 def drop_uncommitted_segments(p: Plan) -> list[str]:
     """Remove index segments added by a refresh that died before its version was committed.
 
@@ -149,7 +161,12 @@ def drop_uncommitted_segments(p: Plan) -> list[str]:
     """
     if p.committed_segments is None:
         return []
-    stale = [s for s in _segments(p.index_dir) if s.name not in set(p.committed_segments)]
+    from curation.dedup import segment_batches
+
+    committed = set(p.committed_segments)
+    # A compacted segment is committed when every batch merged into it was.
+    stale = [s for s in _segments(p.index_dir)
+             if s.name not in committed and not {f"seg-{b}" for b in segment_batches(s)} <= committed]
     for s in stale:
         shutil.rmtree(s)
     return [s.name for s in stale]
@@ -194,7 +211,7 @@ def commit(store: ArtifactStore, p: Plan, version_id: str) -> dict[str, Any]:
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     entry = {"version": p.version, "id": version_id, "new_inputs": len(p.new_inputs), "created_at": now}
     ref = {"id": version_id, "version": p.version, "previous": p.previous, "updated_at": now,
-           "history": [*p.history, entry], "index_segments": [s.name for s in _segments(p.index_dir)]}
+           "history": [*p.history, entry], "index_segments": _segment_names(p.index_dir)}
     store.write_ref(REF, ref)
     return ref
 
@@ -264,6 +281,11 @@ def run_incremental(store: ArtifactStore, cfg: PipelineConfig, files: list[str],
         if on_version:
             on_version(m, built)
         commit(store, p, m.id)
+        # Merge index segments once their number passes a bound (only committed ones exist now: the lock is held),
+        # so that the next refresh looks up a bounded number of segments (curation.dedup.DedupIndex.compact).
+        from curation.dedup import compact_index
+
+        summary["index_compacted"] = compact_index(p.index_dir)
         results["mix"] = {"id": m.id, "built": built, "seconds": m.seconds}
         summary.update(status="new_version", version=p.version)
         results["refresh"] = summary

@@ -4,8 +4,9 @@ Shards come from the data, never from the worker count: ``ingest`` has one shard
 WET, JSONL, Parquet), and every later stage keeps its parent's shards (``docs-{rank:05d}.parquet``, dropped
 documents in ``removed/removed-{rank:05d}.parquet``), so any executor and any ``--workers`` give the same
 files byte for byte. ``langid``, ``filter`` and ``quality`` map shard i to shard i; ``dedup`` signs every shard
-in parallel, decides over all signatures in one process (no text is read there), then writes every shard in
-parallel. ``quality_model`` and ``mix`` read all shards in one process.
+in parallel (signatures plus sorted runs), decides in parallel ranks that each read one key range of every shard's
+runs (`curation.dedup_sharded`: memory per process bounded, no text read), then writes every shard in parallel.
+``quality_model`` and ``mix`` read all shards in one process.
 
 The per-shard functions are plain ``curation.stages`` calls; running them is ``flows.executor.run_shards``.
 Each stage's build directory is deterministic (``ArtifactStore.work_dir``): a rerun after a kill skips the
@@ -84,7 +85,7 @@ def run_sharded(stage: str, inputs: list[str], out: Path, cfg: Any, execution: E
 
 def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution: ExecutionConfig,
                progress: ProgressFn | None) -> dict[str, Any]:
-    from curation.stages import dedup_decide, merge_dedup_stats
+    from curation.stages import dedup_decide_sharded, merge_dedup_stats
 
     n = len(inputs)
     sig_dir, decisions_dir = scratch / "signatures", scratch / "decisions"
@@ -95,13 +96,21 @@ def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution:
     if decided_file.exists():  # an interrupted run got past the decisions: reuse them
         decided = json.loads(decided_file.read_text())
     else:
-        decided = dedup_decide([sig_dir / f"sig-{r:05d}" for r in range(n)], decisions_dir, cfg)
+        def ranks(label: str, fn: Any, tasks: int) -> list[dict[str, Any]]:
+            parts, _ = run_shards(f"dedup:{label}", fn, tasks, scratch / f"{label}-state", out / "logs" / f"dedup-{label}",
+                                  execution, progress)
+            return parts
+
+        decided = dedup_decide_sharded([sig_dir / f"sig-{r:05d}" for r in range(n)], decisions_dir, cfg, ranks,
+                                       resign=partial(_dedup_sign, list(inputs), str(sig_dir), cfg),
+                                       min_ranks=execution.resolved_workers)
         decided_file.write_text(json.dumps(decided))
     written, write_shards = run_shards("dedup:write", partial(_dedup_write, list(inputs), str(decisions_dir), str(out)),
                                        n, scratch / "write-state", out / "logs" / "dedup-write", execution, progress,
                                        _sizes(inputs))
     stats = merge_dedup_stats(signed, decided, written, 0.0)
     stats["decide_seconds"] = decided["seconds"]
+    stats["decide_ranks"] = decided["ranks"]
     stats["shard_cpu_seconds"] = round(sum(p.get("shard_cpu_seconds", 0.0) for p in signed + written), 3)
     stats["shards"] = {"signatures": sign_shards, "write": write_shards}
     return stats
