@@ -362,6 +362,11 @@ def run_flow_plain(flow: str, cfg: PipelineConfig, store: ArtifactStore, refresh
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from flows.executor import warm_pool
+    from flows.sharded import SHARDED
+
+    if any(n in SHARDED for n in FLOWS[flow]):
+        warm_pool(cfg.execution)  # the pool starts while the inputs are hashed and the stages planned
     store.clean_tmp()
     known = known_from(store, from_artifact)
     check_refresh_from(refresh, known)

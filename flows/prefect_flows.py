@@ -35,6 +35,8 @@ from prefect.context import get_run_context
 
 from flows import dag
 from flows.config import resolve_config
+from flows.executor import warm_pool
+from flows.sharded import SHARDED
 from storage.lineage import lineage_lines, summarize_stats
 from storage.store import ArtifactStore, Manifest
 
@@ -160,6 +162,8 @@ def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, 
     # quality_model runs beside langid … dedup (a submitted task: Prefect's thread runner; its work is in a pool
     # process) as soon as ingest exists, when there is more than one worker (flows.dag.BESIDE).
     early = [n for n in names if dag.runs_beside(n, cfg) and (n in force or not store.exists(planned[n]))]
+    if any(n in SHARDED and (n in force or not store.exists(planned[n])) for n in names):
+        warm_pool(cfg.execution)  # the pool starts while Prefect creates the first task runs
     pending: dict[str, Any] = {}
     for name in names:
         for b in [b for b in early if all(p in ids for p in dag.STAGES[b].parents)]:
