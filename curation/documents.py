@@ -9,6 +9,7 @@ stays bounded by one batch, not by the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from storage.remote import is_url, open_input
 
 # Contract: row groups <= 5,000 rows. A batch is also one row group, so this bounds writer memory too.
 ROW_GROUP_ROWS = 5000
@@ -156,10 +159,14 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
     A directory stands for the `*.parquet` files directly inside it; anything inside a `removed/`
     directory is skipped (dropped documents are never a later stage's input). A missing path raises
-    FileNotFoundError.
+    FileNotFoundError. An fsspec URL of one file (``s3://…/docs-00000.parquet``, an artifact store on object
+    storage) is kept as it is: `read_documents` and `extra_columns` stream it in place.
     """
     files: list[Path] = []
     for item in inputs:
+        if is_url(item):
+            files.append(item)  # type: ignore[arg-type]  # a URL: opened with storage.remote.open_input
+            continue
         path = Path(item)
         if path.parent.name == "removed" or path.name == "removed":
             continue
@@ -172,11 +179,18 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+def _source(path: str | Path) -> Any:
+    """What pyarrow reads a Parquet file from: the local path itself, or a streamed file object for a URL."""
+    return open_input(path) if is_url(path) else contextlib.nullcontext(path)
+
+
 def extra_columns(paths: Iterable[str | Path]) -> dict[str, pa.DataType]:
     """The non-base columns (name -> type) found in the given Parquet files, in first-seen order."""
     found: dict[str, pa.DataType] = {}
     for path in paths:
-        for field in pq.read_schema(path):
+        with _source(path) as src:
+            schema = pq.read_schema(src)
+        for field in schema:
             if field.name not in BASE_COLUMNS and field.name not in found:
                 found[field.name] = field.type
     return found
@@ -188,6 +202,7 @@ def read_documents(paths: Iterable[str | Path], batch_rows: int = 1000) -> Itera
     Paths go through `resolve_inputs` (directories expand, `removed/` is skipped, missing raises).
     """
     for path in resolve_inputs(paths):
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=batch_rows):
-            yield from batch.to_pylist()
+        with _source(path) as src:  # a local path, or a URL read one row group at a time
+            parquet = pq.ParquetFile(src)
+            for batch in parquet.iter_batches(batch_size=batch_rows):
+                yield from batch.to_pylist()

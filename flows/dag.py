@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from flows.config import PipelineConfig, UserError
 from flows.executor import ProgressFn
-from storage.store import ArtifactNotFound, ArtifactStore, Manifest, sha256_file
+from storage.store import ArtifactNotFound, ArtifactStore, Manifest
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,24 @@ def stages_after(flow: str, known: dict[str, str]) -> list[str]:
 
 
 def _file_digests(paths: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(for the id: name + sha256; for the manifest: full path + sha256 + bytes) of raw input files."""
+    """(for the id: name + sha256; for the manifest: full path + sha256 + bytes) of raw input files.
+
+    An fsspec URL (``s3://…``; a glob or prefix stands for its files) is hashed by streaming it, never downloaded
+    whole; the manifest keeps the URL as its path."""
+    from storage.remote import file_digest, is_url
+
     for_id, for_manifest = [], []
-    for p in paths:
-        digest = sha256_file(p)
-        for_id.append({"name": os.path.basename(p), "sha256": digest})
-        for_manifest.append({"path": os.path.abspath(p), "sha256": digest, "bytes": os.path.getsize(p)})
+    for given in paths:
+        if is_url(given):
+            from curation.readers import expand_inputs
+
+            files = expand_inputs([given])
+        else:
+            files = [given]
+        for p in files:
+            digest, size = file_digest(p)
+            for_id.append({"name": os.path.basename(p.rstrip("/")), "sha256": digest})
+            for_manifest.append({"path": p if is_url(p) else os.path.abspath(p), "sha256": digest, "bytes": size})
     return for_id, for_manifest
 
 
@@ -226,10 +238,15 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
     """The function that fills an artifact directory for stage ``name`` (calls the plain library)."""
     parents = {p: store.get(ids[p]) for p in _stage(name).parents}
 
-    def parquet_of(m: Manifest) -> list[str]:
-        """The artifact's document shards in rank order (top-level Parquet files; not removed/, not logs/)."""
+    def parquet_of(m: Manifest, in_place: bool = False) -> list[str]:
+        """The artifact's document shards in rank order (top-level Parquet files; not removed/, not logs/).
+        ``in_place``: read where they are (URLs on a remote store), for readers that stream them
+        (`curation.documents.read_documents`); otherwise from a local copy of the artifact."""
+        shards = sorted(f["path"] for f in m.files if f["path"].endswith(".parquet") and "/" not in f["path"])
+        if in_place:
+            return store.shard_paths(m, shards)
         local = store.local_dir(m.id)
-        return sorted(str(local / f["path"]) for f in m.files if f["path"].endswith(".parquet") and "/" not in f["path"])
+        return [str(local / rel) for rel in shards]
 
     if name in FLOWS["corpus"]:
         from curation import stages as cs
@@ -244,8 +261,8 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             from curation.readers import expand_inputs
 
             inputs = [str(p) for p in expand_inputs(list(cfg.inputs))]
-        else:
-            inputs = parquet_of(parents[STAGES[name].parents[0]])
+        else:  # the sharded stages and quality_model stream their parent's shards; mix reads a local copy
+            inputs = parquet_of(parents[STAGES[name].parents[0]], in_place=name in (*SHARDED, "quality_model"))
         if name == "ingest" and crawl_enabled(cfg):
             crawl = store.get(ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {}))
             inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]

@@ -12,7 +12,10 @@ stage is found and skipped; one changed threshold gives a new id for that stage 
 
 The root is ``$LMPIPE_HOME`` (default ``./lmpipe-data``) or any fsspec URL (``s3://bucket/lmpipe``,
 ``memory://x``). On a local root artifacts are built in place and renamed atomically; on a remote root they
-are built in a local scratch directory, uploaded, and the manifest is uploaded last.
+are built in a local scratch directory, uploaded, and the manifest is uploaded last. On ``s3://`` a build's
+finished files are also copied to a remote work area as they complete (a killed build resumes from there on
+any host), leases are S3 objects written with conditional puts, and stages read their parents' shards in place
+(`shard_paths`); see ``storage/remote.py`` for how, and for the limits.
 
 Usage::
 
@@ -74,7 +77,11 @@ def compute_id(kind: str, stage_version: str, config: dict[str, Any], parents: l
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a local file, streamed in 1 MiB chunks."""
+    """SHA-256 of a local file or an fsspec URL, streamed in 1 MiB chunks."""
+    if "://" in str(path):
+        from storage.remote import file_digest
+
+        return file_digest(path)[0]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
@@ -159,7 +166,9 @@ class ArtifactStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         root = str(root) if root is not None else os.environ.get("LMPIPE_HOME", DEFAULT_HOME)
-        self.fs, self._root = fsspec.core.url_to_fs(root)
+        # Object stores: no cached listings, or `exists()` would miss a manifest another process just wrote.
+        options = {"use_listings_cache": False} if root.startswith(("s3://", "s3a://")) else {}
+        self.fs, self._root = fsspec.core.url_to_fs(root, **options)
         self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         if self.is_local:
             self._root = os.path.abspath(self._root)
@@ -174,6 +183,14 @@ class ArtifactStore:
 
     def artifact_id(self, kind: str, stage_version: str, config: dict[str, Any], parents: list[str]) -> str:
         return compute_id(kind, stage_version, config, parents)
+
+    def shard_paths(self, manifest: Manifest, rel_paths: list[str]) -> list[str]:
+        """Paths a stage can read the artifact's files from in place: local paths on a local root, fsspec URLs
+        (``s3://…``) on a remote one (`storage.remote.open_input` streams them; nothing is downloaded whole)."""
+        base = manifest.path.rstrip("/")
+        if self.is_local:
+            return [f"{base}/{rel}" for rel in rel_paths]
+        return [self.fs.unstrip_protocol(f"{base}/{rel}") for rel in rel_paths]
 
     # ---- queries -----------------------------------------------------------------------------------
     def exists(self, artifact_id: str) -> bool:
@@ -231,6 +248,26 @@ class ArtifactStore:
     def lease_path(self, artifact_id: str) -> Path:
         return self.work_dir(artifact_id).with_name(f"{LEASE_PREFIX}{artifact_id}.json")
 
+    def remote_work_dir(self, artifact_id: str) -> str:
+        """On a remote root, where a build's finished files are kept for a resume: ``<root>/<kind>/.tmp-<id>``."""
+        kind = artifact_id.rsplit("-", 1)[0]
+        return f"{self._root}/{kind}/{TMP_PREFIX}{artifact_id}"
+
+    def _lease(self, artifact_id: str, done: Callable[[], bool] | None) -> Any:
+        """The lease context for a build: an S3 object with conditional writes where the server honours them
+        (every host sees it), else a file beside the (local) build directory."""
+        from storage import remote
+
+        if not self.is_local and remote.is_s3(self.fs) and remote.conditional_writes(self.fs, self._root):
+            kind = artifact_id.rsplit("-", 1)[0]
+            path = f"{self._root}/{kind}/{LEASE_PREFIX}{artifact_id}.json"
+            return remote.ObjectLease.acquire(self.fs, path, done=done)
+        if not self.is_local and not getattr(self, "_warned_lease", False):
+            print(f"lmpipe: {self.url} offers no conditional writes: build leases hold on this host only",
+                  file=sys.stderr)
+            self._warned_lease = True
+        return Lease.acquire(self.lease_path(artifact_id), done=done)
+
     def clean_tmp(self) -> int:
         """Remove build directories nobody will use again; returns how many.
 
@@ -241,7 +278,7 @@ class ArtifactStore:
         their process on this host is gone (other hosts' after `STALE_BUILD_DAYS`).
         """
         if not self.is_local:
-            return 0
+            return self._clean_remote_tmp()
         removed = 0
         cutoff = time.time() - STALE_BUILD_DAYS * 86400
         for kind_dir in Path(self._root).iterdir() if Path(self._root).exists() else []:
@@ -273,6 +310,16 @@ class ArtifactStore:
                 removed += 1
         return removed
 
+    def _clean_remote_tmp(self) -> int:
+        """Remote work areas of artifacts that are complete now (a publish that was killed before its cleanup)."""
+        removed = 0
+        for d in self.fs.glob(f"{self._root}/*/{TMP_PREFIX}*"):
+            name = d.rstrip("/").rsplit("/", 1)[-1][len(TMP_PREFIX):]
+            if _ARTIFACT_ID.fullmatch(name) and self.exists(name):
+                self.fs.rm(d, recursive=True)
+                removed += 1
+        return removed
+
     def build(
         self,
         kind: str,
@@ -300,21 +347,30 @@ class ArtifactStore:
         for p in parents:
             if not self.exists(p):
                 raise ArtifactNotFound(f"parent artifact '{p}' of {aid} is missing; re-run without --from")
-        with Lease.acquire(self.lease_path(aid), done=None if refresh else lambda: self.exists(aid)) as lease:
+        with self._lease(aid, None if refresh else lambda: self.exists(aid)) as lease:
             if lease is None:  # another process built it while we waited
                 return self.get(aid), False
-            return self._build_in(aid, kind, stage_version, config, parents, fn, inputs, flow_run_id, resumable), True
+            check = getattr(lease, "check", None)
+            return self._build_in(aid, kind, stage_version, config, parents, fn, inputs, flow_run_id, resumable,
+                                  check), True
 
     def _build_in(self, aid: str, kind: str, stage_version: str, config: dict[str, Any], parents: list[str],
                   fn: Callable[[Path], dict[str, Any]], inputs: list[dict[str, Any]] | None,
-                  flow_run_id: str | None, resumable: bool) -> Manifest:
+                  flow_run_id: str | None, resumable: bool, check: Callable[[], None] | None = None) -> Manifest:
         t0 = time.time()
         tmp = self.work_dir(aid)
         if tmp.exists() and not resumable:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True, exist_ok=True)
+        mirror = None
+        if resumable and not self.is_local:  # finished shards go to the bucket as they complete (storage/remote.py)
+            from storage.remote import WorkMirror
+
+            mirror = WorkMirror(self.fs, self.remote_work_dir(aid), tmp)
+            mirror.restore()
         try:
-            stats = fn(tmp) or {}
+            with mirror if mirror is not None else contextlib.nullcontext():
+                stats = fn(tmp) or {}
             files = []
             for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
                 rel = f.relative_to(tmp).as_posix()
@@ -337,14 +393,16 @@ class ArtifactStore:
                 "code_revision": _code_revision(),
                 "flow_run_id": flow_run_id,
             }
-            self._publish(aid, tmp, manifest)
+            if check is not None:
+                check()
+            self._publish(aid, tmp, manifest, mirror)
         except BaseException:
             if not resumable:
                 shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.get(aid)
 
-    def _publish(self, aid: str, tmp: Path, manifest: dict[str, Any]) -> None:
+    def _publish(self, aid: str, tmp: Path, manifest: dict[str, Any], mirror: Any = None) -> None:
         """Write the manifest last and move the directory into place (atomically on a local root)."""
         final = self.path(aid)
         if self.is_local:
@@ -363,16 +421,21 @@ class ArtifactStore:
                 shutil.rmtree(old, ignore_errors=True)
             return
         # Remote root: drop any previous manifest first so the old artifact stops claiming completeness,
-        # upload the files, then the manifest last.
+        # upload the files (a server-side copy of those the remote work area holds unchanged), then the manifest.
         if self.fs.exists(f"{final}/{MANIFEST}"):
             self.fs.rm(f"{final}/{MANIFEST}")
         self.fs.makedirs(final, exist_ok=True)
         for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
             rel = f.relative_to(tmp).as_posix()
             self.fs.makedirs(f"{final}/{rel}".rsplit("/", 1)[0], exist_ok=True)
-            self.fs.put_file(str(f), f"{final}/{rel}")
+            if mirror is not None and mirror.synced(rel):
+                self.fs.copy(f"{mirror.remote}/{rel}", f"{final}/{rel}")
+            else:
+                self.fs.put_file(str(f), f"{final}/{rel}")
         with self.fs.open(f"{final}/{MANIFEST}", "w", encoding="utf-8") as f:
             f.write(json.dumps(manifest, indent=2, ensure_ascii=False))
+        if mirror is not None:
+            mirror.discard()
         shutil.rmtree(tmp, ignore_errors=True)
 
     # ---- named refs --------------------------------------------------------------------------------
