@@ -279,12 +279,12 @@ def cmd_config(a: argparse.Namespace) -> int:
 
 
 def cmd_ui(a: argparse.Namespace) -> int:
-    import subprocess
+    from flows.ui import serve
 
     print(f"Prefect UI: http://127.0.0.1:{a.port}  (database: {os.environ.get('PREFECT_HOME', '~/.prefect')}; Ctrl-C stops it)")
-    print("Runs made by `lmpipe run` with the same LMPIPE_HOME appear there.", flush=True)
-    return subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                            "--port", str(a.port)])
+    print(f"Runs made by `lmpipe run` with the same LMPIPE_HOME appear there; to record runs on this server, "
+          f"export PREFECT_API_URL=http://127.0.0.1:{a.port}/api", flush=True)
+    return serve(a.port)
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

@@ -32,3 +32,81 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# ---- no process left behind -------------------------------------------------------------------------------
+# Every test stops what it starts; this checks it. At the end of the run, a process that did not exist when the
+# run began and is still alive (after a grace period) fails the run if it is a descendant of pytest, or an orphan
+# (re-parented to pid 1) whose command line is one of the servers the tests start. Found this way: a
+# `prefect server start` (the ephemeral server of an `lmpipe run` subprocess that a test killed with SIGKILL)
+# outliving `make test`. Leftovers are listed, then killed, so the machine is clean for the next run.
+_SERVERS = ("prefect", "lmpipe", "ray", "raylet", "gcs_server", "slurmctld", "slurmd", "munged", "moto",
+            "torchrun", "postgres", "minio")
+_LEFTOVER_GRACE_S = 15.0
+_BEFORE: set[int] = set()
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (ppid, state, command line) of every process this machine shows in /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry)] = (int(fields[1]), fields[0], cmd.strip())
+    return table
+
+
+def _left_over() -> dict[int, str]:
+    table, me = _processes(), os.getpid()
+
+    def descendant(pid: int) -> bool:
+        seen = set()
+        while pid in table and pid not in seen:
+            seen.add(pid)
+            pid = table[pid][0]
+            if pid == me:
+                return True
+        return False
+
+    out = {}
+    for pid, (ppid, state, cmd) in table.items():
+        if pid in _BEFORE or pid == me or state == "Z" or "multiprocessing.forkserver" in cmd:
+            continue
+        orphan_server = ppid == 1 and any(name in cmd for name in _SERVERS)
+        if descendant(pid) or orphan_server:
+            out[pid] = cmd[:160]
+    return out
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _BEFORE.update(_processes())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import signal
+    import sys
+    import time
+
+    if "flows.executor" in sys.modules:  # the shared process pool of in-process flow runs (stopped at exit)
+        sys.modules["flows.executor"].shutdown_pool()
+    deadline = time.time() + _LEFTOVER_GRACE_S
+    left = _left_over()
+    while left and time.time() < deadline:
+        time.sleep(0.5)
+        left = _left_over()
+    if not left:
+        return
+    lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in sorted(left.items()))
+    sys.stderr.write(f"\nprocesses left running by the tests (killed now):\n{lines}\n")
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
