@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
 import json
 import os
 import re
@@ -302,10 +301,15 @@ def _text_record(
 
 def _read_jsonl(fh: BinaryIO, stats: ReadStats, gzipped: bool) -> Iterator[dict[str, Any]]:
     raw = gzip.GzipFile(fileobj=fh) if gzipped else fh
-    lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
     line_no = 0
     try:
-        for line_no, line in enumerate(lines, start=1):
+        for line_no, data in enumerate(raw, start=1):  # bytes lines: each is decoded on its own
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:  # kept, with U+FFFD for the bad bytes, and counted
+                line = data.decode("utf-8", errors="replace")
+                stats.damaged(line_no, f"line {line_no}: not UTF-8 at byte {exc.start} of the line "
+                                       f"({data[exc.start:exc.start + 4]!r}); undecodable bytes replaced by U+FFFD")
             if not line.strip():
                 continue
             stats.records += 1

@@ -152,6 +152,12 @@ def cmd_run(a: argparse.Namespace) -> int:
     mix_id = (results.get("mix") or {}).get("id")
     if mix_id and store.exists(mix_id) and (store.local_dir(mix_id) / "report" / "report.md").exists():
         print(f"\nCorpus report: {store.local_dir(mix_id) / 'report' / 'report.md'}")
+    if last:  # last, so that it is the line a user sees: damaged inputs lose documents without failing the run
+        from flows.damage import damaged_inputs, warning_line
+
+        line = warning_line(damaged_inputs(store, last))
+        if line:
+            print(f"\n{line}", file=sys.stderr)
     return 0
 
 

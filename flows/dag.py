@@ -268,6 +268,8 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]
         if name == "mix":
             return lambda out: mix_with_report(inputs, out, cfg, store, ids)
+        if name == "ingest":
+            return lambda out: _ingest(inputs, out, cfg, progress)
         if name in SHARDED:
             return lambda out: run_sharded(name, inputs, out, getattr(cfg, name), cfg.execution, progress, extra)
         if name == "quality_model":  # in a pool process: it runs beside langid … dedup (see BESIDE)
@@ -299,6 +301,18 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),
             "--config", json.dumps(cfg.sft.model_dump(mode="json")), "--data", *cfg.sft_data])
     raise UserError(f"unknown stage '{name}'")
+
+
+def _ingest(inputs: list[str], out: Path, cfg: PipelineConfig, progress: ProgressFn | None) -> dict[str, Any]:
+    """The sharded ingest, stopped right here when no input held a document (random bytes named .warc.gz, a JSONL
+    whose every line is broken): the error names the damage, instead of a later stage failing on no data."""
+    from flows.damage import no_documents_message
+    from flows.sharded import run_sharded
+
+    stats = run_sharded("ingest", inputs, out, cfg.ingest, cfg.execution, progress)
+    if not stats.get("docs_out"):
+        raise UserError(no_documents_message(stats, len(inputs)))
+    return stats
 
 
 def mix_with_report(inputs: list[str], out: Path, cfg: PipelineConfig, store: ArtifactStore,

@@ -39,6 +39,15 @@ def _fmt_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _damage_mark(m: Manifest, raw: dict[str, Any]) -> str:
+    """'  DAMAGED: …' for a raw input in which the ingest reader met damage (``stats.read.files``), else ''."""
+    name = str(raw.get("path", "")).rstrip("/").rsplit("/", 1)[-1]
+    read = ((m.stats.get("read") or {}).get("files") or {}).get(name) or {}
+    if not read.get("damaged"):
+        return ""
+    return f"  DAMAGED: {read['damaged']} problem(s), {read.get('yielded', 0)} document(s) read (lmpipe show {m.id})"
+
+
 def lineage_lines(store: ArtifactStore, artifact_id: str) -> list[str]:
     """The lineage tree as text lines (each shared ancestor printed in full once, then by reference)."""
     lines: list[str] = []
@@ -61,7 +70,7 @@ def lineage_lines(store: ArtifactStore, artifact_id: str) -> list[str]:
             else:
                 size = _fmt_bytes(int(k.get("bytes", 0)))
                 lines.append(f"{child_prefix}{'└── ' if is_last else '├── '}{k.get('path')}  "
-                             f"[raw input]  {size} sha256={str(k.get('sha256', ''))[:12]}")
+                             f"[raw input]  {size} sha256={str(k.get('sha256', ''))[:12]}{_damage_mark(m, k)}")
 
     node(store.get(artifact_id), "", True, True)
     return lines
