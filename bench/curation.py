@@ -81,6 +81,9 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 QUALITY_MODEL: str | None = None  # --quality-model; None = the shipped default model
+# --fallback: our ingest's extraction fallback (`ingest.fallback`). It must reach IngestConfig: setting the module
+# global curation.extract.FALLBACK alone changed nothing, since IngestConfig() always passes its own default.
+FALLBACK: str | None = None
 
 
 def run_ours(warcs: list[Path], work: Path) -> dict[str, Any]:
@@ -88,7 +91,7 @@ def run_ours(warcs: list[Path], work: Path) -> dict[str, Any]:
     prev: list[Path] = []
     docs_in = 0
     plan: list[tuple[str, Callable[..., dict[str, Any]], Any]] = [
-        ("ingest (read + extract)", stages.run_ingest, IngestConfig()),
+        ("ingest (read + extract)", stages.run_ingest, IngestConfig(**({"fallback": FALLBACK} if FALLBACK else {}))),
         ("langid", stages.run_langid, LangIdConfig()),
         ("filter (+ PII)", stages.run_filter, FilterConfig()),
         ("dedup", stages.run_dedup, DedupConfig()),
@@ -266,12 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", choices=["lmpipe", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--quality-model", help="quality model file for ours and for the judge (default: shipped)")
     ap.add_argument("--fallback", choices=extract.FALLBACKS,
-                    help=f"our extractor's fallback engine (default: {extract.FALLBACK}; curation.extract.FALLBACK)")
+                    help=f"our ingest.fallback (default: {IngestConfig().fallback})")
     a = ap.parse_args(argv)
-    if a.fallback:
-        extract.FALLBACK = a.fallback
-    global QUALITY_MODEL
-    QUALITY_MODEL = a.quality_model
+    global QUALITY_MODEL, FALLBACK
+    QUALITY_MODEL, FALLBACK = a.quality_model, a.fallback
     names = WARCS + (HERITRIX if a.heritrix else [])
     warcs = [a.warc_dir / name for name in names if (a.warc_dir / name).is_file()]
     if not warcs:
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()} · {len(warcs)} WARCs: "
-          f"{', '.join(w.name for w in warcs)} · extraction fallback: {extract.FALLBACK}")
+          f"{', '.join(w.name for w in warcs)} · extraction fallback: {FALLBACK or IngestConfig().fallback}")
 
     pipelines = {"lmpipe": run_ours, "datatrove": run_datatrove}
     if a.one:  # child process of the cold measurement: one run, its input count on stdout
