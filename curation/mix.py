@@ -156,11 +156,16 @@ def _codes(values: list[Any], index: dict[str, int], names: list[str]) -> np.nda
     return out
 
 
-def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The given columns of one file, `batch_rows` at a time (a file without rows yields nothing)."""
-    present = set(pq.read_schema(path).names)
+def stream_batches(path: str | Path, columns: Sequence[str] | None = None,
+                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The given columns (all when None; those the file lacks are left out) of one Parquet file, `batch_rows`
+    rows at a time, one row group after the other. `ParquetFile.iter_batches` over the whole file reads
+    ahead: on a mixed shard of 14 row groups of 34 MB it held 217 MB of Arrow memory, one row group 44 MB."""
     parquet = pq.ParquetFile(path)
-    yield from parquet.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in present])
+    present = set(parquet.schema_arrow.names)
+    wanted = None if columns is None else [c for c in columns if c in present]
+    for group in range(parquet.metadata.num_row_groups):
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=wanted)
 
 
 def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int = BATCH_ROWS) -> _Scan:
@@ -175,7 +180,7 @@ def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int =
     source_index: dict[str, int] = {}
     scan = _Scan()
     for path in files:
-        for batch in _batches(path, wanted, batch_rows):
+        for batch in stream_batches(path, wanted, batch_rows):
             names = batch.schema.names
             k = batch.num_rows
 
@@ -562,7 +567,7 @@ def _write_splits(files: Sequence[Path], scan: _Scan, plan: _Plan, cfg: MixConfi
                    for split, size in text.items()}
         offset = 0
         for path in files:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            for batch in stream_batches(path, None, batch_rows):
                 _route(batch, offset, schema, plan, cfg.seed, buckets)
                 offset += batch.num_rows
         result = {}

@@ -292,18 +292,17 @@ def sample_negatives(files: Sequence[str | Path], cap: int, seed: int, exclude_s
     pieces come back in input order, so a corpus of at most `cap` pieces gives exactly the list that chunking
     every text would (and `train` then fits the same model).
     """
-    import pyarrow.parquet as pq
     import xxhash
 
     from curation.documents import resolve_inputs
+    from curation.mix import stream_batches
 
     kept: list[tuple[int, int, int, str]] = []  # max-heap on the hash: (-hash, row, piece number, piece)
     row = 0
     for path in resolve_inputs(files):
-        columns = [c for c in ("id", "text", "source") if c in pq.read_schema(path).names]
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        for batch in stream_batches(path, ("id", "text", "source"), batch_rows):
             k = batch.num_rows
-            values = {c: batch.column(c).to_pylist() for c in columns}
+            values = {c: batch.column(c).to_pylist() for c in batch.schema.names}
             ids = values.get("id") or [str(row + i) for i in range(k)]
             for i, (doc, text, source) in enumerate(zip(ids, values.get("text") or [None] * k,
                                                         values.get("source") or [None] * k)):

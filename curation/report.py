@@ -43,6 +43,8 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from curation.mix import stream_batches  # noqa: E402
+
 REPORT_DIR = "report"
 REPORT_NAME = "report.md"
 SAMPLE_CHARS = 300  # per sampled document: enough to judge it, short enough to keep the report readable
@@ -81,14 +83,13 @@ def _mix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _stream(files: Sequence[Path], wanted: Sequence[str], batch_rows: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(first row number, {column: values}) per batch of every file; columns a file lacks come back as None."""
+def _stream(files: Sequence[Path], wanted: Sequence[str], batch_rows: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(first row number, rows, {column: values}) per batch of every file; columns a file lacks are None."""
     offset = 0
     for path in files:
         present = set(pq.read_schema(path).names)
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[c for c in wanted if c in present]):
-            yield offset, {c: batch.column(c) if c in present else None for c in wanted}
+        for batch in stream_batches(path, wanted, batch_rows):
+            yield offset, batch.num_rows, {c: batch.column(c) if c in present else None for c in wanted}
             offset += batch.num_rows
 
 
@@ -100,8 +101,7 @@ def _summarise(files: Sequence[Path], batch_rows: int, scores: bool) -> _Summary
     """Length histograms per language; with `scores`, also quality histograms, reservoirs and cluster sizes."""
     wanted = ["lang", "text", *(["quality_score", "dup_cluster_size"] if scores else [])]
     out = _Summary()
-    for offset, cols in _stream(files, wanted, batch_rows):
-        k = len(cols["text"]) if cols["text"] is not None else len(next(c for c in cols.values() if c is not None))
+    for offset, k, cols in _stream(files, wanted, batch_rows):
         out.rows += k
         langs = _langs_of(cols["lang"], k)
         chars = (pc.utf8_length(cols["text"].fill_null("")).to_numpy(zero_copy_only=False) if cols["text"] is not None
@@ -312,7 +312,7 @@ def _samples(files: Sequence[Path], before: _Summary, batch_rows: int) -> list[t
         return []
     low: dict[tuple[str, int], list[tuple[float, int]]] = {}
     high: dict[tuple[str, int], list[tuple[float, int]]] = {}
-    for offset, cols in _stream(files, ["lang", "quality_score"], batch_rows):
+    for offset, _, cols in _stream(files, ["lang", "quality_score"], batch_rows):
         if cols["quality_score"] is None:
             continue
         scores = cols["quality_score"].to_numpy(zero_copy_only=False).astype(float)
@@ -333,7 +333,7 @@ def _samples(files: Sequence[Path], before: _Summary, batch_rows: int) -> list[t
             for s, i in {members[0], members[-1]} if members else set():
                 picked[i] = (decile + 1, s, "" if lang == "(none)" else lang)
     texts: dict[int, str] = {}
-    for offset, cols in _stream(files, ["text"], batch_rows):
+    for offset, _, cols in _stream(files, ["text"], batch_rows):
         if cols["text"] is None:
             continue
         for i in [i for i in picked if offset <= i < offset + len(cols["text"])]:
