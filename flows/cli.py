@@ -68,13 +68,19 @@ EXECUTION_FLAGS = {"workers": "workers", "executor": "executor", "ray_address": 
                    "slurm_cpus_per_task": "slurm_cpus_per_task"}
 
 
+# CLI flag -> `pretrain.*` config key: a multi-node pretraining run (model/launch.py).
+PRETRAIN_FLAGS = {"nnodes": "nnodes", "node_rank": "node_rank", "rdzv_endpoint": "rdzv_endpoint"}
+
+
 def _overrides(a: argparse.Namespace) -> dict[str, Any]:
-    """``--set`` values plus the execution flags (``--workers 4`` = ``--set execution.workers=4``)."""
+    """``--set`` values plus the execution and multi-node flags (``--workers 4`` = ``--set execution.workers=4``,
+    ``--nnodes 2`` = ``--set pretrain.nnodes=2``)."""
     out = _parse_sets(a.set)
-    for flag, key in EXECUTION_FLAGS.items():
-        value = getattr(a, flag, None)
-        if value is not None:
-            out[f"execution.{key}"] = value
+    for prefix, flags in (("execution", EXECUTION_FLAGS), ("pretrain", PRETRAIN_FLAGS)):
+        for flag, key in flags.items():
+            value = getattr(a, flag, None)
+            if value is not None:
+                out[f"{prefix}.{key}"] = value
     return out
 
 
@@ -345,12 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
         ex.add_argument("--slurm-partition", metavar="NAME", help="Slurm partition (default: the cluster's)")
         ex.add_argument("--slurm-time", metavar="T", help="Slurm time limit per job (default 4:00:00)")
         ex.add_argument("--slurm-cpus-per-task", type=int, metavar="N", help="CPUs per Slurm task (default 1)")
+        mn = sp.add_argument_group("pretrain on several nodes (this is node 0; the command for the others is "
+                                   "logged, scripts/pretrain.sbatch does it under Slurm)")
+        mn.add_argument("--nnodes", type=int, metavar="N", help="nodes (= --set pretrain.nnodes=N; default 1)")
+        mn.add_argument("--node-rank", type=int, metavar="K", help="this node's rank: 0 for the DAG's node")
+        mn.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="node 0's address and a free port there")
 
     r = sub.add_parser("run", help="run a flow (default: the whole pipeline)")
     r.add_argument("flow", nargs="?", default="pipeline", help=f"one of: {', '.join(FLOW_NAMES)}")
     config_args(r)
     r.add_argument("--refresh", action="append", default=[], metavar="STAGE",
-                   help=f"recompute STAGE and everything downstream; stages: {', '.join(STAGE_NAMES)}, all")
+                   help=f"recompute STAGE and everything downstream; stages: {', '.join(STAGE_NAMES)}, all, "
+                        "stale (the stages whose artifact other code built: see `lmpipe status`)")
     r.add_argument("--from", dest="from_id", metavar="ID", help="start downstream of this artifact")
     r.add_argument("--no-prefect", action="store_true", help="run the same DAG as plain function calls")
     r.add_argument("--incremental", action="store_true",

@@ -218,13 +218,16 @@ def plan_ids(flow: str, cfg: PipelineConfig, known: dict[str, str]) -> dict[str,
     return {name: ids[name] for name in names}
 
 
-def _run_subprocess(module: str, args: list[str], nproc: int = 1) -> dict[str, Any]:
+def _run_subprocess(module: str, args: list[str], nproc: int = 1, torchrun: list[str] | None = None) -> dict[str, Any]:
     """Training runs as a subprocess (isolates torch/CUDA from the orchestrator, avoids Prefect fork issues).
 
     With ``nproc`` > 1 it is launched by torchrun (``python -m torch.distributed.run --standalone``), one process
-    per rank. Its stderr streams through; its last stdout line is the JSON stats (only rank 0 prints them).
+    per rank; ``torchrun`` replaces those options (node 0 of a multi-node run: ``model.launch.node0_launch``).
+    Its stderr streams through; its last stdout line is the JSON stats (only rank 0 prints them).
     """
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    if torchrun is None:
+        torchrun = ["--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    launcher = ["-m", "torch.distributed.run", *torchrun] if torchrun else []
     cmd = [sys.executable, *launcher, "-m", module, *args]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parent.parent))
     if proc.returncode != 0:
@@ -289,13 +292,15 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
         tok_dir = store.local_dir(ids["tokenizer"])
         return lambda out: run_tokens(parquet_of(parents["mix"]), out, cfg.tokens, tok_dir)
     if name == "pretrain":
+        from model.launch import node0_launch  # no torch import: the launch options and the other nodes' command
+
         tokens = store.get(ids["tokens"])
         tok_dir = store.local_dir(tokens.parents[0] if tokens.parents[0].startswith("tokenizer-")
                                   else tokens.parents[1])
         return lambda out: _run_subprocess("model.pretrain", [
             "--tokens", str(store.local_dir(ids["tokens"])), "--out", str(out),
             "--config", json.dumps(cfg.pretrain.model_dump(mode="json")), "--tokenizer", str(tok_dir)],
-            nproc=getattr(cfg.pretrain, "nproc", 1))
+            nproc=cfg.pretrain.nproc, torchrun=node0_launch(cfg.pretrain))
     if name == "sft":
         return lambda out: _run_subprocess("model.sft", [
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),

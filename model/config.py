@@ -23,9 +23,9 @@ is below GPT-2 small's 124M at the same shape.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps": validated at run time by torch.device().
 DType = Literal["auto", "float32", "bfloat16"]
@@ -142,7 +142,8 @@ class PretrainConfig(BaseModel):
     )
     nproc: int = Field(
         default=1, ge=1, description="Data-parallel processes (torchrun + DDP): one per GPU, or CPU processes "
-        "(gloo). Each rank trains batch_size windows per micro-batch, so the global batch is nproc times larger."
+        "(gloo), per node. Each rank trains batch_size windows per micro-batch, so the global batch is nnodes * nproc "
+        "times larger."
     )
     parallel: Literal["ddp", "fsdp"] = Field(
         default="ddp", description="With nproc > 1: 'ddp' replicates the model on every rank; 'fsdp' shards "
@@ -153,6 +154,37 @@ class PretrainConfig(BaseModel):
         default=None, gt=0, description="Peak FLOP/s of one device for MFU; None = the bf16 table for known "
         "GPUs (H100, H200, A100, ...) and no MFU on CPU."
     )
+    nnodes: int = Field(
+        default=1, ge=1, description="Nodes, each running nproc processes: the global batch is nnodes * nproc * "
+        "batch_size * grad_accum windows. With nnodes > 1 the DAG's node is node 0 and the others join it "
+        "(model/launch.py); every node must see the same token shards (a shared file system)."
+    )
+    # Where this node sits in a multi-node run: launch facts, not training hyperparameters. Excluded from
+    # model_dump, so they are in no artifact id (node 0 and node 1 of one run build the same artifact)
+    # and not in the saved train_config.json.
+    node_rank: int = Field(
+        default=0, ge=0, exclude=True, description="This node's rank, 0..nnodes-1; the DAG runs on node 0."
+    )
+    rdzv_endpoint: str | None = Field(
+        default=None, exclude=True, description="HOST:PORT of node 0's rendezvous (torchrun's static backend): an "
+        "address of node 0 that every node reaches and a free port there, e.g. 'node001:29500'. The launch "
+        "needs it when nnodes > 1."
+    )
+
+    @model_validator(mode="after")
+    def _check_nodes(self) -> PretrainConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank={self.node_rank} must be < nnodes={self.nnodes}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_single_node(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A one-node config serialises without `nnodes`, exactly as before the field existed, so the
+        artifact ids of existing single-node pretrain runs stay valid."""
+        data: dict[str, Any] = handler(self)
+        if self.nnodes == 1:
+            data.pop("nnodes", None)
+        return data
 
 
 class SFTConfig(BaseModel):

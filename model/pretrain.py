@@ -21,7 +21,12 @@ over ranks, so a run with nproc=N is the same as one process training a batch N 
 batch = nproc * batch_size * grad_accum windows, the lr is not rescaled). Every rank scores a slice of
 the val windows (sums all-reduced); only rank 0 writes files (metrics, checkpoints, the model directory).
 Its loader state is every rank's, so a checkpoint resumes under the same nproc. `nproc` in the config
-must equal torchrun's world size.
+must equal torchrun's processes per node, and nnodes * nproc its world size.
+
+Several nodes (`nnodes` > 1, model/launch.py): node 0 runs with the full arguments (the DAG, or by hand), every
+other node with `python -m model.launch ... --node-rank K`, which starts `model.pretrain --join`: its ranks
+take the arguments from rank 0 and check that they see rank 0's token shards. The loss curve equals one node
+running the same global batch (tested with two gloo "nodes" on 127.0.0.1).
 
 FSDP (`parallel="fsdp"`, for d20/d28 when a replica + AdamW does not fit one device): FSDP2 `fully_shard` on
 every block and the root (`model.runtime.shard_model`), bf16 all-gathers with fp32 gradient reduction on CUDA.
@@ -38,6 +43,9 @@ CLI (runs as a subprocess of the orchestrator; logs go to stderr, one JSON line 
     python -m model.pretrain --tokens DIR --out DIR --config JSON [--tokenizer DIR]
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m model.pretrain ... \
         --config '{"nproc": 2}'            # or '{"nproc": 8, "parallel": "fsdp", "depth": 28}'
+    python -m torch.distributed.run --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend static \
+        --rdzv-endpoint node001:29500 -m model.pretrain ... --config '{"nproc": 8, "nnodes": 2}'   # node 0
+    python -m model.launch --nnodes 2 --node-rank 1 --nproc-per-node 8 --rdzv-endpoint node001:29500  # node 1
 """
 
 from __future__ import annotations
@@ -47,8 +55,10 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +72,7 @@ from model.cli import parse_config, run_cli
 from model.config import GPTConfig, PretrainConfig
 from model.data import BatchLoader, TokenShards
 from model.gpt import GPT, count_params
+from model.launch import JOIN_FLAG, exchange_args
 from model.runtime import (
     MetricsLog,
     TensorBoardLog,
@@ -172,10 +183,11 @@ def _pretrain(
 ) -> dict[str, Any] | None:
     t_start = time.perf_counter()
     world, is_main = dist_info.world_size, dist_info.is_main
-    if world != cfg.nproc:
+    if world != cfg.nproc * cfg.nnodes or (dist_info.enabled and dist_info.local_world_size != cfg.nproc):
         raise ValueError(
-            f"config nproc={cfg.nproc} but {world} process(es) running: launch nproc > 1 with "
-            f"`python -m torch.distributed.run --standalone --nproc_per_node {cfg.nproc} -m model.pretrain ...`"
+            f"config nnodes={cfg.nnodes} x nproc={cfg.nproc} but {world} process(es) running "
+            f"({dist_info.local_world_size} on this node): launch nproc > 1 with `python -m torch.distributed.run "
+            f"--standalone --nproc_per_node {cfg.nproc} -m model.pretrain ...`, several nodes as model/launch.py says"
         )
     tokens_dir, out_dir = Path(tokens_dir), Path(out_dir)
     meta = TokenShards(tokens_dir)
@@ -386,19 +398,50 @@ def _pretrain(
 
 def _main(argv: list[str] | None) -> dict[str, Any] | None:
     p = argparse.ArgumentParser(prog="python -m model.pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tokens", required=True, type=Path, help="token shards directory (meta.json, *.bin)")
-    p.add_argument("--out", required=True, type=Path, help="output model directory")
+    p.add_argument("--tokens", type=Path, help="token shards directory (meta.json, *.bin)")
+    p.add_argument("--out", type=Path, help="output model directory")
     p.add_argument("--config", help="PretrainConfig as a JSON file or inline JSON object (default: defaults)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer directory to copy into OUT/tokenizer")
     p.add_argument("--resume", type=Path, help="resume exactly from this checkpoint/ directory")
     p.add_argument("--stop-after", type=int, help="stop after this step and save OUT/checkpoint")
+    p.add_argument(JOIN_FLAG, action="store_true", help="a node > 0 of a multi-node run: take every other "
+                   "argument from global rank 0 (see model/launch.py)")
     args = p.parse_args(argv)
-    cfg = parse_config(args.config, PretrainConfig)
-    return pretrain(args.tokens, args.out, cfg, args.tokenizer, resume_from=args.resume, stop_after=args.stop_after)
+    run: dict[str, Any] | None = None
+    if not args.join:
+        if args.tokens is None or args.out is None:
+            p.error("--tokens and --out are required (or --join on a node > 0 of a multi-node run)")
+        # The config travels resolved (a file named by --config need not exist on the other nodes).
+        config = parse_config(args.config, PretrainConfig).model_dump(mode="json")
+        run = {"tokens": str(args.tokens), "out": str(args.out), "config": config,
+               "tokenizer": args.tokenizer and str(args.tokenizer), "resume": args.resume and str(args.resume),
+               "stop_after": args.stop_after}
+    if args.join or int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:  # several nodes: rank 0's arguments win
+        run = exchange_args(run)
+    assert run is not None
+    cfg = PretrainConfig.model_validate(run["config"])
+    return pretrain(run["tokens"], run["out"], cfg, run["tokenizer"], resume_from=run["resume"],
+                    stop_after=run["stop_after"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv)
+    """The CLI. Under torchrun the process ends with os._exit once stdout and stderr are flushed: DDP keeps
+    a reference to the process group that destroy_process_group cannot drop (its gloo worker threads
+    outlive it: checked with torch 2.13), and tearing those down in interpreter finalization aborts a
+    rank now and then ("terminate called without an active exception", SIGABRT; 1 in 30 runs of a
+    2-rank CPU job on a loaded machine). Every file of the run is closed by then."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:  # not under torchrun
+        return run_cli(_main, argv)
+    try:
+        code = run_cli(_main, argv)
+    except SystemExit as e:  # argparse
+        code = e.code if isinstance(e.code, int) else 2
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
