@@ -6,6 +6,8 @@
     lmpipe artifacts [--kind KIND]                  list complete artifacts
     lmpipe show ID                                  print an artifact's manifest
     lmpipe lineage ID                               the tree back to the raw input files, with stats
+    lmpipe status [--kind KIND]                     which artifacts were built by other code than the installed
+    lmpipe verify ID                                check an artifact's files against its manifest (sizes, SHA-256)
     lmpipe generate ID [--prompt TEXT]              sample from a pretrain or SFT model artifact
     lmpipe chat ID [--system TEXT]                  interactive multi-turn chat with an SFT (or pretrain) model
     lmpipe export ID --out DIR                      write a pretrain/SFT model in Hugging Face Llama format
@@ -98,6 +100,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     known = dag.known_from(store, getattr(a, "from_id"))
     dag.check_refresh_from(a.refresh, known)
     dag.stages_after(a.flow, known)
+    if dag.STALE in a.refresh:  # `--refresh stale`: the stages whose artifact other code built, by name
+        stale = dag.stale_stages(a.flow, cfg, store, known)
+        for name, changed in stale.items():
+            print(f"stale: {name} ({'; '.join(changed[:3])})")
+        a.refresh = [r for r in a.refresh if r != dag.STALE] + list(stale)
+        if not stale:
+            print("no stale artifacts: every planned stage was built by the code installed now")
     if not a.incremental:  # (an incremental mix covers earlier versions' sources too: checked by mix itself)
         dag.precheck(a.flow, cfg, store, known)  # mix weights/thresholds against inputs and cached scores
 
@@ -189,6 +198,37 @@ def cmd_show(a: argparse.Namespace) -> int:
     m = store.get(a.id)
     print(json.dumps({**m.to_dict(), "path": m.path}, indent=2, ensure_ascii=False))
     return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    """Every artifact (of ``--kind``) and whether the code installed now is the code that built it."""
+    from flows.provenance import changes
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    stale = 0
+    for m in store.list(a.kind):
+        changed = changes(m.code, m.kind)
+        stale += bool(changed)
+        state = "stale: " + "; ".join(changed[:4]) if changed else "current"
+        print(f"{m.id:<28} {m.created_at:<26} {state}")
+    print(f"{stale} artifact(s) built by other code than the installed; `lmpipe run FLOW --refresh stale` "
+          "rebuilds the flow's stale stages" if stale else "every artifact was built by the code installed now")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    """Check an artifact's files against its manifest; exit code 1 when something differs."""
+    from storage.store import ArtifactStore
+
+    store = ArtifactStore()
+    problems = store.verify(a.id)
+    for p in problems:
+        print(f"{a.id}: {p}")
+    kind = a.id.rsplit("-", 1)[0]
+    print(f"{a.id}: {len(problems)} problem(s); rebuild with `lmpipe run ... --refresh {kind}`" if problems
+          else f"{a.id}: {len(store.get(a.id).files)} file(s) match the manifest (sizes and SHA-256)")
+    return 1 if problems else 0
 
 
 def cmd_lineage(a: argparse.Namespace) -> int:
@@ -380,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lineage", help="print the lineage tree back to the raw inputs")
     s.add_argument("id")
     s.set_defaults(func=cmd_lineage)
+    s = sub.add_parser("status", help="list artifacts and whether the installed code built them (stale or current)")
+    s.add_argument("--kind", help="only this kind (stage name)")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("verify", help="check an artifact's files against its manifest (sizes and SHA-256)")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_verify)
     s = sub.add_parser("generate", help="sample text from a pretrain/sft artifact")
     s.add_argument("id")
     s.add_argument("--prompt", action="append")
@@ -430,11 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     _setup_env(a.home)
     from flows.config import UserError
-    from storage.store import ArtifactNotFound
+    from storage.store import ArtifactDamaged, ArtifactNotFound
 
     try:
         return a.func(a)
-    except (UserError, ArtifactNotFound, FileNotFoundError, PermissionError) as e:
+    except (UserError, ArtifactNotFound, ArtifactDamaged, FileNotFoundError, PermissionError) as e:
         msg = str(e.args[0]) if isinstance(e, ArtifactNotFound) and e.args else str(e)
         print(f"lmpipe: error: {msg}", file=sys.stderr)
         return 2

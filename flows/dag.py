@@ -96,9 +96,12 @@ def downstream(stage: str) -> set[str]:
 
 
 def expand_refresh(refresh: list[str] | None) -> set[str]:
-    """``--refresh STAGE`` recomputes that stage and what depends on it, nothing upstream."""
+    """``--refresh STAGE`` recomputes that stage and what depends on it, nothing upstream (``stale`` is resolved
+    to stage names by `stale_stages` before the flow runs)."""
     out: set[str] = set()
     for r in refresh or []:
+        if r == STALE:
+            continue
         if r == "all":
             return set(ORDER) | {CRAWL.name}
         if r == CRAWL.name:  # crawl again: the web changed, the config did not
@@ -122,6 +125,23 @@ def known_from(store: ArtifactStore, from_artifact: str | None) -> dict[str, str
         return known
     except ArtifactNotFound as e:
         raise UserError(str(e)) from None
+
+
+STALE = "stale"
+
+
+def stale_stages(flow: str, cfg: PipelineConfig, store: ArtifactStore, known: dict[str, str]) -> dict[str, list[str]]:
+    """``{stage: what changed}`` for the flow's stages whose planned artifact exists but was built by other code
+    than the installed one (``flows.provenance``): what ``--refresh stale`` rebuilds (with what follows them)."""
+    from flows.provenance import changes
+
+    out = {}
+    for name, aid in plan_ids(flow, cfg, known).items():
+        if name not in known and store.exists(aid):
+            changed = changes(store.get(aid).code, name)
+            if changed:
+                out[name] = changed
+    return out
 
 
 def check_refresh_from(refresh: list[str] | None, known: dict[str, str]) -> None:
@@ -370,9 +390,12 @@ def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[st
     reused. ``progress`` receives the executor's progress snapshots (``flows.executor``)."""
     from flows.sharded import SHARDED
 
+    from flows.provenance import stage_code
+
     conf, parents, raw = stage_identity(name, cfg, ids)
     return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids, progress),
-                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id, resumable=name in SHARDED)
+                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id, resumable=name in SHARDED,
+                       code=stage_code(name))
 
 
 # Stages that run beside the ones after them (in a thread whose work is in a pool process) when there is more

@@ -60,6 +60,10 @@ class ArtifactNotFound(LookupError):
     """Raised for an artifact id that has no complete manifest in the store."""
 
 
+class ArtifactDamaged(RuntimeError):
+    """Raised when a complete artifact's files no longer match its manifest (missing, other size or checksum)."""
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the byte string that ids are hashed from."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -142,6 +146,7 @@ class Manifest:
     seconds: float = 0.0
     code_revision: str | None = None
     flow_run_id: str | None = None
+    code: dict[str, Any] = field(default_factory=dict)  # digest of the stage's modules and libraries
     path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +212,31 @@ class ArtifactStore:
         with self.fs.open(mpath, "r", encoding="utf-8") as f:
             data = json.load(f)
         return Manifest(path=self.path(artifact_id), **data)
+
+    def verify(self, artifact_id: str, checksums: bool = True) -> list[str]:
+        """What no longer matches the manifest: missing files, other sizes and (``checksums``) other SHA-256s;
+        [] when the artifact is intact. Sizes cost one listing; checksums read every file."""
+        m = self.get(artifact_id)
+        try:
+            listed = {Path(str(e["name"])).relative_to(self.path(artifact_id)).as_posix(): e.get("size")
+                      for e in self.fs.find(self.path(artifact_id), detail=True).values()}
+        except (OSError, ValueError):
+            listed = {}
+        problems = []
+        for f in m.files:
+            size = listed.get(f["path"])
+            if size is None:
+                problems.append(f"{f['path']} is missing")
+            elif int(size) != int(f["bytes"]):
+                problems.append(f"{f['path']} is {size} bytes, the manifest says {f['bytes']}")
+            elif checksums:
+                with self.fs.open(f"{self.path(artifact_id)}/{f['path']}", "rb") as fh:
+                    digest = hashlib.sha256()
+                    for block in iter(lambda: fh.read(1 << 20), b""):  # noqa: B023 -- called at once
+                        digest.update(block)
+                if digest.hexdigest() != f["sha256"]:
+                    problems.append(f"{f['path']} has another SHA-256 than the manifest's")
+        return problems
 
     def list(self, kind: str | None = None) -> list[Manifest]:
         """Every complete artifact, oldest first."""
@@ -332,6 +362,7 @@ class ArtifactStore:
         refresh: bool = False,
         flow_run_id: str | None = None,
         resumable: bool = False,
+        code: dict[str, Any] | None = None,
     ) -> tuple[Manifest, bool]:
         """Return the artifact for these inputs, computing it with ``fn(out_dir) -> stats`` when needed.
 
@@ -339,11 +370,20 @@ class ArtifactStore:
         ``refresh=True`` recomputes and then replaces the existing artifact. ``out_dir`` is the same directory
         for the same id (`work_dir`), held through a `Lease`: a second build of the same id waits for the first
         and then returns its artifact. With ``resumable``, what an interrupted build left there is kept for
-        ``fn`` to reuse (sharded stages skip their completed shards); otherwise it starts empty.
+        ``fn`` to reuse (sharded stages skip their completed shards); otherwise it starts empty. ``code`` (the
+        stage's code digest, ``flows.provenance``) is recorded in the manifest, outside the id.
+
+        A complete artifact is reused only when its files still have the sizes its manifest gives
+        (``ArtifactDamaged`` otherwise; ``verify`` also compares checksums).
         """
         aid = compute_id(kind, stage_version, config, parents)
         if not refresh and self.exists(aid):
-            return self.get(aid), False
+            found = self.get(aid)
+            problems = self.verify(aid, checksums=False)
+            if problems:
+                raise ArtifactDamaged(f"artifact {aid} is damaged: {'; '.join(problems[:3])}; rebuild it with "
+                                      f"`lmpipe run ... --refresh {kind}` (or remove {self.path(aid)})")
+            return found, False
         for p in parents:
             if not self.exists(p):
                 raise ArtifactNotFound(f"parent artifact '{p}' of {aid} is missing; re-run without --from")
@@ -352,11 +392,12 @@ class ArtifactStore:
                 return self.get(aid), False
             check = getattr(lease, "check", None)
             return self._build_in(aid, kind, stage_version, config, parents, fn, inputs, flow_run_id, resumable,
-                                  check), True
+                                  check, code), True
 
     def _build_in(self, aid: str, kind: str, stage_version: str, config: dict[str, Any], parents: list[str],
                   fn: Callable[[Path], dict[str, Any]], inputs: list[dict[str, Any]] | None,
-                  flow_run_id: str | None, resumable: bool, check: Callable[[], None] | None = None) -> Manifest:
+                  flow_run_id: str | None, resumable: bool, check: Callable[[], None] | None = None,
+                  code: dict[str, Any] | None = None) -> Manifest:
         t0 = time.time()
         tmp = self.work_dir(aid)
         if tmp.exists() and not resumable:
@@ -392,6 +433,7 @@ class ArtifactStore:
                 "seconds": round(time.time() - t0, 3),
                 "code_revision": _code_revision(),
                 "flow_run_id": flow_run_id,
+                "code": code or {},
             }
             if check is not None:
                 check()
