@@ -166,20 +166,29 @@ def run_ingest(inputs: Sequence[str | Path], out_dir: Path, cfg: IngestConfig, s
 
 
 def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig, shard: int = 0) -> dict[str, Any]:
-    """Fill lang/lang_score with `curation.langid.identify` (script rules + lid.176); drop other languages
-    (lang:<code>; lang:none for text without a letter) and scores below the language's minimum (low_lang_score)."""
+    """Repair mojibake (`curation.filters.fix_encoding`: before identification, since zh text read as Latin-1
+    identifies as Norwegian), then fill lang/lang_score with `curation.langid.identify` (script rules + lid.176);
+    drop damage that cannot be undone (mojibake), other languages (lang:<code>; lang:none for text without a
+    letter) and scores below the language's minimum (low_lang_score). `encoding_repaired` counts repairs."""
     start = time.perf_counter()
     files = _inputs(inputs)
     out = _Outputs(out_dir, extra_columns(files), shard=shard)
     wanted = set(cfg.languages)
-    docs_in = 0
+    docs_in = repaired = 0
     for row in read_documents(files):
         docs_in += 1
         try:
-            lang, score = langid.identify(row["text"] or "")
+            text, damage = filters.fix_encoding(row["text"] or "")
+            lang, score = langid.identify(text)
         except Exception as e:  # noqa: BLE001 -- one bad document is a counted drop, not a lost shard
             out.drop(row, error_reason(e))
             continue
+        if damage:
+            out.drop(row, damage)
+            continue
+        if text != (row["text"] or ""):
+            repaired += 1
+            row = {**row, "text": text}
         row = {**row, "lang": lang, "lang_score": score}
         if lang not in wanted:
             out.drop(row, f"lang:{lang or 'none'}")
@@ -187,7 +196,8 @@ def run_langid(inputs: Sequence[str | Path], out_dir: Path, cfg: LangIdConfig, s
             out.drop(row, "low_lang_score")
         else:
             out.keep(row)
-    return {**out.close(), "docs_in": docs_in, "seconds": round(time.perf_counter() - start, 3)}
+    return {**out.close(), "docs_in": docs_in, "encoding_repaired": repaired,
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 # ------------------------------------------------------------------------------------------- filter
