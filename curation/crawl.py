@@ -249,10 +249,29 @@ def config_seeds(cfg: CrawlConfig) -> list[str]:
 # --------------------------------------------------------------------------------- address policy
 
 
+# IPv6 ranges that carry an IPv4 address in their low 32 bits, routed to that IPv4 host by a translator
+# (RFC 6052 NAT64 well-known and local-use prefixes; the deprecated IPv4-compatible ::a.b.c.d). Python calls
+# 64:ff9b::a00:1 "global", yet a NAT64 gateway delivers it to 10.0.0.1: the embedded address is what counts.
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to: mapped, NAT64, IPv4-compatible, 6to4 or Teredo (client)."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    if any(addr in net for net in _EMBEDS_IPV4) and int(addr) > 0xFFFF:  # not :: or ::1
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
 def _address_allowed(ip: str, cfg: CrawlConfig) -> bool:
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip.split("%", 1)[0])  # no zone id
+    if isinstance(addr, ipaddress.IPv6Address):
+        addr = _embedded_ipv4(addr) or addr
     if cfg.allow_private:
         return True
     if any(addr in ipaddress.ip_network(net, strict=False) for net in cfg.allow_networks):

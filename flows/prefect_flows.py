@@ -33,7 +33,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
-from flows import dag
+from flows import dag, policy
 from flows.config import resolve_config
 from flows.executor import warm_pool
 from flows.sharded import SHARDED
@@ -145,10 +145,19 @@ TASKS = {name: task(_stage_fn(name), name=name, cache_policy=NO_CACHE, retries=0
          for name in [*dag.ORDER, dag.CRAWL.name]}
 
 
+def _checked_config(preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None,
+                    home: str | None) -> Any:
+    """The resolved config; in a deployment run, only what the worker's environment allows (flows.policy)."""
+    cfg = resolve_config(preset, overrides, inputs)
+    if policy.from_deployment():
+        policy.check(cfg, home)
+    return cfg
+
+
 def _run_section(flow_name: str, preset: str, overrides: dict[str, Any] | None, inputs: list[str] | None,
                  refresh: list[str] | None, from_artifact: str | None, home: str | None) -> dict[str, Any]:
     """Run one section's stages as tasks; returns ``{stage: {"id", "built", "seconds"}}`` incl. given ones."""
-    cfg = resolve_config(preset, overrides, inputs)  # fail fast on bad config
+    cfg = _checked_config(preset, overrides, inputs, home)  # fail fast on bad config
     store = ArtifactStore(home)
     store.clean_tmp()
     known = dag.known_from(store, from_artifact)
@@ -193,7 +202,7 @@ def _run_incremental(preset: str, overrides: dict[str, Any] | None, inputs: list
     from flows import refresh as refresh_mod
 
     files = refresh_mod.incremental_inputs("corpus", from_artifact, inputs)  # directories re-listed now
-    cfg = resolve_config(preset, overrides, files or None)
+    cfg = _checked_config(preset, overrides, files or None, home)
     store = ArtifactStore(home)
     store.clean_tmp()
 
@@ -258,7 +267,7 @@ def pipeline_flow(preset: str = "demo", overrides: dict[str, Any] | None = None,
                   refresh: list[str] | None = None, from_artifact: str | None = None,
                   home: str | None = None) -> dict[str, Any]:
     """The whole DAG: corpus → tokenizer → pretrain → sft, each a subflow; ends with a lineage artifact."""
-    cfg = resolve_config(preset, overrides, inputs)
+    cfg = _checked_config(preset, overrides, inputs, home)
     store = ArtifactStore(home)
     known = dag.known_from(store, from_artifact)
     dag.check_refresh_from(refresh, known)

@@ -30,7 +30,13 @@ def test_compose_services_auth_and_gpu_profile():
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
     # Basic auth on the server, the same secret on every client; the API is published on 127.0.0.1 only.
     auth = server["environment"]["PREFECT_SERVER_API_AUTH_STRING"]
-    assert auth.startswith("${LMPIPE_AUTH")
+    assert auth.startswith("${LMPIPE_AUTH:?")  # no default credentials: compose refuses to start without them
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "change-me" not in text and ":-prefect}" not in text
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    worker_env = services["worker-cpu"]["environment"]  # what a UI run may ask of the worker (flows/policy.py)
+    assert worker_env["LMPIPE_INPUT_ROOTS"] == "${LMPIPE_INPUT_ROOTS:-/inputs}"
+    assert worker_env["LMPIPE_ALLOW_PRIVATE_CRAWL"] == "${LMPIPE_ALLOW_PRIVATE_CRAWL:-0}"
     assert all(p.startswith("127.0.0.1:") for p in server["ports"])
     assert "/api/health" in " ".join(server["healthcheck"]["test"])
     gpu = services["worker-gpu"]
@@ -104,10 +110,15 @@ def test_compose_config_validates_where_compose_exists():
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no compose client (docker compose plugin or docker-compose) installed")
+    secrets = {"LMPIPE_AUTH": "admin:a-long-password", "POSTGRES_PASSWORD": "another-long-one"}
     for profile in ([], ["--profile", "gpu"]):
         p = subprocess.run([*cli, "-f", str(REPO / "docker-compose.yml"), *profile, "config", "-q"],
-                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "LMPIPE_AUTH": "a:b"})
+                           capture_output=True, text=True, cwd=REPO, env={**os.environ, **secrets})
         assert p.returncode == 0, p.stderr
+    bare = {k: v for k, v in os.environ.items() if k not in secrets}
+    p = subprocess.run([*cli, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], capture_output=True,
+                       text=True, cwd=REPO, env=bare)
+    assert p.returncode != 0 and "LMPIPE_AUTH" in p.stderr + p.stdout
 
 
 def test_compose_ray_profile_shares_the_store_with_the_cpu_worker():

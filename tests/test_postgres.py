@@ -232,6 +232,18 @@ def test_corpus_deployment_runs_on_the_tiny_preset(stack):
           f"{stack.timings['postgres initdb + start']:.1f} s")
 
 
+def test_a_ui_run_may_not_reach_private_addresses_or_files_outside_the_input_roots(stack):
+    """Custom-run parameters are the UI user's; the worker refuses what only its operator may allow
+    (flows/policy.py), before any stage runs."""
+    run_id = stack.run_deployment("corpus/refresh", {"preset": "tiny", "inputs": ["/etc/passwd"],
+                                                     "overrides": {"crawl.allow_private": True}})
+    run = stack.wait_finished(run_id, timeout=240)
+    assert run["state_type"] == "FAILED"
+    message = run["state"]["message"]
+    assert "refused by the worker" in message and "LMPIPE_ALLOW_PRIVATE_CRAWL" in message, message
+    assert "inputs /etc/passwd is outside the worker's input roots" in message, message
+
+
 def test_two_ui_reruns_of_mix_recompute_only_mix_and_are_queued(stack):
     assert "first" in stack.runs, "needs test_corpus_deployment_runs_on_the_tiny_preset"
     before = {s: stack.manifest(s) for s in CORPUS}
