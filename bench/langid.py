@@ -18,6 +18,9 @@ same thresholds (its score is the bare fastText probability). Rows:
 * every English false positive left (file:line, score, the rule that let it through, listed as noise or not);
 * English from outside lingua (alpaca/rasbt answers, Shakespeare, C4/Dolma pages): share kept, ours vs peer;
 * `--split-half`: the English rule re-tuned on half the sentences and measured on the other half.
+* `--ud [--test]`: only the UD train/dev sentences of ../shared by length bucket (1-10, 11-20, 21-40, 41+
+  characters): argmax accuracy, en kept at score >= 0.5 and its precision, Japanese taken as zh, zh recall, on
+  the dev part of the frozen split of `bench/splits.py` (`--test` adds the frozen test part).
 
     .venv/bin/python bench/langid.py [--rounds 5] [--split-half]     # 3-5 min on the shared 2-core machine
 """
@@ -40,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from curation.config import LangIdConfig  # noqa: E402
 from curation.langid import (  # noqa: E402
     _EN_HINT,
+    _LETTER,
     EN_LEXICON_ALONE,
     EN_LEXICON_MIN_WORDS,
     EN_MIN_PROB,
@@ -287,14 +291,78 @@ def english_outside_lingua(cfg: LangIdConfig) -> None:
         print(f"| {name} | {len(texts)} | {kept:.4f} | {plain:.4f} | {capped} |")
 
 
+class Sentence(NamedTuple):
+    """One UD train/dev sentence: gold language (lzh counts as zh, the corpus policy), treebank, text, split."""
+
+    lang: str
+    treebank: str
+    text: str
+    split: str
+
+
+UD = DATA / "lid" / "ud_dev" / "ud_train_dev_sentences.tsv"
+LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 40), (41, 10**9))
+
+
+def ud_sentences() -> list[Sentence]:
+    """The UD train/dev sentences of ../shared (never UD test splits), each with its frozen `bench.splits`
+    split (keyed by language, treebank and text)."""
+    sys.path.insert(0, str(REPO))
+    from bench.splits import sentence_key, split_of  # noqa: PLC0415 -- bench code
+
+    out = []
+    for line in UD.read_text(encoding="utf-8").splitlines()[1:]:
+        lang, treebank, _, text = line.split("\t", 3)
+        out.append(Sentence("zh" if lang == "lzh" else lang, treebank, text,
+                            split_of(sentence_key(lang, treebank, text))))
+    return out
+
+
+def ud_report(fns: dict[str, Callable[[str], tuple[str, float]]], splits: tuple[str, ...] = ("dev",)) -> None:
+    """Per split and length bucket (characters): argmax accuracy of each function, and for English the share
+    kept as en at score >= 0.5 (recall) with its precision; Japanese taken as zh; zh recall. Lines without a
+    letter ('*****', '====') are left out: they have no language (lid.176 calls them en, we call them none)."""
+    sentences = [s for s in ud_sentences() if _LETTER.search(s.text)]
+    print(f"UD train/dev sentences with a letter: {len(sentences)}; splits shown: {', '.join(splits)}\n")
+    preds = {name: [fn(s.text) for s in sentences] for name, fn in fns.items()}
+    print("| split | length | n | " + " | ".join(f"{n} acc" for n in fns) + " | "
+          + " | ".join(f"{n} en kept@0.5 / prec" for n in fns) + " |")
+    print("|---|---|---:|" + "---:|" * (2 * len(fns)))
+    for split in splits:
+        for low, high in (*LENGTH_BUCKETS, (1, 40), (1, 10**9)):
+            idx = [i for i, s in enumerate(sentences) if s.split == split and low <= len(s.text) <= high]
+            en = [i for i in idx if sentences[i].lang == "en"]
+            accs, kept = [], []
+            for name in fns:
+                p = preds[name]
+                accs.append(f"{sum(p[i][0] == sentences[i].lang for i in idx) / max(1, len(idx)):.4f}")
+                hits = [i for i in idx if p[i][0] == "en" and p[i][1] >= 0.5]
+                good = sum(sentences[i].lang == "en" for i in hits)
+                kept.append(f"{good / max(1, len(en)):.4f} / {good / max(1, len(hits)):.4f}")
+            label = f"{low}-{high}" if high < 10**9 else f"{low}+" if low > 1 else "all"
+            print(f"| {split} | {label} | {len(idx)} | " + " | ".join(accs) + " | " + " | ".join(kept) + " |")
+    for name in fns:
+        p = preds[name]
+        ja = [i for i, s in enumerate(sentences) if s.lang == "ja" and s.split in splits]
+        zh = [i for i, s in enumerate(sentences) if s.lang == "zh" and s.split in splits]
+        print(f"* {name}: Japanese taken as zh {sum(p[i][0] == 'zh' for i in ja)} of {len(ja)}; "
+              f"zh recall {sum(p[i][0] == 'zh' for i in zh) / len(zh):.4f} ({len(zh)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds (best of); default 5")
     parser.add_argument("--split-half", action="store_true", help="also re-tune the English rule on half the "
                         "sentences and measure on the other half (~10 s more)")
+    parser.add_argument("--ud", action="store_true", help="only the UD sentences by length bucket, dev split (~5 s)")
+    parser.add_argument("--test", action="store_true", help="with --ud: also the frozen test split (only to report "
+                        "a finished change, never while tuning)")
     args = parser.parse_args()
     if not LID.exists():
         sys.exit(f"{LID} is absent: this bench needs the shared data")
+    if args.ud:
+        ud_report({"lmpipe": identify, "lid.176": peer}, ("dev", "test") if args.test else ("dev",))
+        return
     cfg = LangIdConfig()
     noise = label_noise()
     sentences = load_sentences(noise)
