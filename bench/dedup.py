@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/dedup.py                     # quality + throughput (20k docs) + RSS at 1M docs
     .venv/bin/python bench/dedup.py --docs 200000 --throughput-docs 5000    # quicker
+    .venv/bin/python bench/dedup.py --scale 100000 1000000      # sharded stage vs datatrove's 4-step MinHash
+    .venv/bin/python bench/dedup.py --scale 10000000 --skip-datatrove   # the 10M run (~50 GB temp disk, hours)
 
 1. Quality: on ../shared/data/near_dup (Tang poems in two editions; licence texts), pairwise precision and
    recall of the predicted clusters (every pair inside a cluster is a predicted pair) against the exact-Jaccard
@@ -18,6 +20,23 @@
 4. Memory: peak RSS (VmHWM) of a child process running `near_duplicate_clusters` over a synthetic
    corpus of --docs documents streamed from a generator (the corpus is never held in memory), minus the
    RSS of the same child with 0 documents (imports), extrapolated per million documents.
+5. Scale (--scale N ...): web-page-length synthetic documents (`web_corpus`): English paragraphs (lines of
+   >= 40 characters) of the texts in ../shared/data/text/en (Dolma CC, C4, Wikipedia, WikiText, Shakespeare),
+   concatenated at random and cut at a length drawn log-normally (median 2,500 characters, sigma 0.8, clipped
+   to 300-30,000: mean ~3,400, the table prints the measured mean), written as Parquet shards of <= 125,000
+   documents (at least 8: memory per process follows the shard size, as in the DAG); 5% are planted
+   near-copies of an earlier document with 0-12% of their words replaced, whose exact word-5-gram Jaccard to
+   the original is computed and recorded.
+   Ours: `curation.stages.run_dedup` (signatures per shard, the bounded-memory decision ranks, writing) in a
+   child process; datatrove 0.10.1: MinhashDedupSignature -> Buckets -> Cluster -> Filter at its defaults
+   (14 x 8, 5-grams), each step's ranks run in one child process (its word tokenizer replaced by str.split,
+   its hash given bytes: its xxhash wrapper fails on str with xxhash 4.1). Reported per tool: docs per CPU
+   second (user + system of the child), peak RSS of the child (VmHWM), temp disk at its largest, and recall of
+   the planted pairs with J >= 0.8 (a pair is found when at most one of the two is kept).
+6. Refresh cost (--scale too): 20,000 new web documents deduplicated against an index of 100,000 real ones
+   (the stream goes on, so its planted copies hit the index), then against the same index plus a segment of
+   stand-in documents up to --refresh-index (random band keys: what lookups cost in an index that size,
+   without signing millions of texts first); whole refresh, and the index lookups alone.
 
 Synthetic corpus (`synthetic_corpus`), built from the real texts with a seeded RNG: 70% Chinese documents of
 1-8 random Tang poems, 20% English documents of 2-6 random paragraphs of the licence texts, 10% near-copies
@@ -304,6 +323,248 @@ def memory(n: int) -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------- scale: sharded stage vs datatrove
+TEXT_EN = REPO.parent / "shared" / "data" / "text" / "en"
+
+
+def _paragraphs() -> list[str]:
+    out = []
+    for p in sorted(TEXT_EN.iterdir()):
+        raw = p.read_text(encoding="utf-8", errors="replace")
+        texts = [json.loads(x).get("text", "") for x in raw.splitlines() if x.strip()] if p.suffix == ".jsonl" else [raw]
+        out += [line.strip() for t in texts for line in t.split("\n") if len(line.strip()) >= 40]
+    return out
+
+
+def web_corpus(n: int, seed: int = 0) -> Iterator[tuple[str, str, str | None]]:
+    """(id, text, id of the original when this is a planted near-copy) for n web-page-length documents."""
+    rng = random.Random(seed)
+    paras = _paragraphs()
+    recent: list[tuple[str, str]] = []
+    for i in range(n):
+        if recent and rng.random() < 0.05:
+            orig_id, orig = rng.choice(recent)
+            words = orig.split()
+            for _ in range(int(len(words) * rng.uniform(0, 0.12))):
+                words[rng.randrange(len(words))] = rng.choice(("lorem", "ipsum", "dolor", "amet"))
+            yield f"w{i:09d}", " ".join(words), orig_id
+            continue
+        target = min(30_000, max(300, int(rng.lognormvariate(np.log(2500), 0.8))))
+        parts, size = [], 0
+        while size < target:
+            parts.append(rng.choice(paras))
+            size += len(parts[-1]) + 1
+        text = "\n".join(parts)[:target]
+        recent.append((f"w{i:09d}", text))
+        if len(recent) > 2000:
+            recent.pop(rng.randrange(len(recent)))
+        yield f"w{i:09d}", text, None
+
+
+def write_web_corpus(n: int, out: Path, shards: int = 8) -> tuple[list[Path], list[tuple[str, str, float]], float]:
+    """Parquet shards of `web_corpus(n)`; returns (files, planted (original, copy, J), mean length)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / f"in-{s:05d}.parquet" for s in range(shards)]
+    writers = [pq.ParquetWriter(f, pa.schema([("id", pa.string()), ("text", pa.string())])) for f in files]
+    planted, texts, total, block = [], {}, 0, []
+    for doc_id, text, orig in web_corpus(n):
+        total += len(text)
+        if orig is None:
+            texts[doc_id] = text
+            if len(texts) > 4000:
+                texts.pop(next(iter(texts)))
+        elif orig in texts:
+            a = dedup.shingle_hashes(dedup.normalize(texts[orig]))
+            b = dedup.shingle_hashes(dedup.normalize(text))
+            planted.append((orig, doc_id, dedup.jaccard(a, b)))
+        block.append((doc_id, text))
+        if len(block) == 1024 * shards:
+            for s, w in enumerate(writers):
+                part = block[s::shards]
+                w.write_table(pa.table({"id": [d for d, _ in part], "text": [t for _, t in part]}))
+            block = []
+    if block:
+        for s, w in enumerate(writers):
+            part = block[s::shards]
+            w.write_table(pa.table({"id": [d for d, _ in part], "text": [t for _, t in part]}))
+    for w in writers:
+        w.close()
+    return files, planted, total / max(n, 1)
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def scale_child(tool: str, inputs: str, work: str) -> None:
+    """In a child process: run one tool over the shards, print JSON (kept ids file, CPU s, peak RSS, temp disk)."""
+    import threading
+
+    files = sorted(Path(inputs).glob("in-*.parquet"))
+    work_dir = Path(work)
+    peak_disk = [0]
+    stop = threading.Event()
+
+    def watch() -> None:  # temp disk at its largest, sampled every second
+        while not stop.wait(1.0):
+            peak_disk[0] = max(peak_disk[0], _du(work_dir))
+
+    threading.Thread(target=watch, daemon=True).start()
+    t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    kept = _run_ours(files, work_dir) if tool == "lmpipe" else _run_datatrove(files, work_dir)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    stop.set()
+    peak_disk[0] = max(peak_disk[0], _du(work_dir))
+    (work_dir / "kept.txt").write_text("\n".join(kept))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak_rss_mib(),
+                      "cpu": r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, "temp_bytes": peak_disk[0]}))
+
+
+def _run_ours(files: list[Path], work: Path) -> list[str]:
+    import tempfile
+
+    from curation.config import DedupConfig
+    from curation.documents import read_documents
+    from curation.stages import run_dedup
+
+    tempfile.tempdir = str(work)  # run_dedup's signatures and runs go under `work` (measured as temp disk)
+    run_dedup(files, work / "out", DedupConfig())
+    return [r["id"] for r in read_documents(sorted((work / "out").glob("docs-*.parquet")))]
+
+
+def _run_datatrove(files: list[Path], work: Path) -> list[str]:
+    import pyarrow.parquet as pq
+    import xxhash
+    from datatrove.data import Document
+    from datatrove.pipeline.dedup import minhash
+
+    class Split:  # datatrove's default tokenizer needs spacy; whitespace words match our word shingles
+        def word_tokenize(self, text: str) -> list[str]:
+            return text.split()
+
+    from loguru import logger
+
+    logger.remove()  # its per-bucket INFO lines
+    minhash.load_word_tokenizer = lambda language: Split()
+    config = minhash.MinhashConfig()
+    sig = minhash.MinhashDedupSignature(str(work / "sigs"), config=config)
+    sig._hash_func = lambda s: xxhash.xxh64_intdigest(s.encode("utf-8"))
+
+    def docs(f: Path) -> Iterator[Document]:
+        for batch in pq.ParquetFile(f).iter_batches(4096):
+            for d, t in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
+                yield Document(text=t, id=d)
+
+    for rank, f in enumerate(files):
+        for _ in sig.run(docs(f), rank=rank, world_size=len(files)) or ():
+            pass
+    buckets = minhash.MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)
+    for b in range(config.num_buckets):
+        buckets.run(rank=b, world_size=config.num_buckets)
+    minhash.MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config).run()
+    flt = minhash.MinhashDedupFilter(str(work / "remove"))
+    kept = []
+    for rank, f in enumerate(files):
+        kept += [d.id for d in flt.run(docs(f), rank=rank, world_size=len(files))]
+    return kept
+
+
+def _filler_segment(index: "dedup.DedupIndex", n: int, seed: int = 9) -> None:
+    """Add a segment of n stand-in documents (random band keys, one random shingle each, written band by band):
+    what an index of n more documents costs a lookup, without signing n texts first."""
+    import tempfile
+
+    rng = np.random.default_rng(seed)
+    bands = index.params["bands"]
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index.path))
+    keys = np.lib.format.open_memmap(tmp / "keys.npy", "w+", np.uint32, (bands, n))
+    docs = np.lib.format.open_memmap(tmp / "docs.npy", "w+", np.uint32, (bands, n))
+    for b in range(bands):
+        k = rng.integers(0, 1 << 32, size=n, dtype=np.uint32)
+        order = np.argsort(k, kind="stable")
+        keys[b], docs[b] = k[order], order
+    keys.flush(), docs.flush()
+    del keys, docs
+    np.save(tmp / "ids.npy", np.char.add(b"fill", np.arange(n).astype("S9")))
+    rng.integers(0, 1 << 32, size=n, dtype=np.uint32).tofile(tmp / "shingles.u32")
+    np.save(tmp / "offsets.npy", np.arange(n + 1, dtype=np.int64))
+    index.publish(tmp, f"filler{n}", n)
+
+
+def refresh_cost(n_large: int, n_index: int = 100_000, n_new: int = 20_000) -> list[str]:
+    """Refresh of n_new documents against an index of n_index real documents, then against the same index plus
+    n_large - n_index stand-in documents (`_filler_segment`): whole refresh and the index lookups alone."""
+    import tempfile
+
+    lines = ["| indexed docs | new docs | refresh s | lookups s | refresh vs 100k | lookups vs 100k "
+             "| new docs matched |", "|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = ((d, t) for d, t, _ in web_corpus(n_index + n_new, seed=5))
+        dedup.near_duplicate_clusters(itertools.islice(stream, n_index), index_dir=tmp)
+        new = list(itertools.islice(stream, n_new))
+        index = dedup.DedupIndex(tmp, json.loads((Path(tmp) / "meta.json").read_text())["params"])
+        hasher = dedup.MinHasher(index.params["num_perm"], index.params["seed"])
+        store = dedup._ShingleStore(Path(tmp) / "new.u32")
+        sets = dedup.batch_shingle_hashes([dedup.normalize(t) for _, t in new])
+        store.extend(sets)
+        store.freeze()
+        valid = np.array([len(x) > 0 for x in sets])
+        keys = np.zeros((len(new), index.params["bands"]), np.uint32)
+        keys[valid] = dedup.band_keys(hasher.signatures([x for x in sets if len(x)]), index.params["bands"],
+                                      index.params["rows"])
+        base = None
+        for size in (n_index, n_large):
+            if size > n_index:
+                _filler_segment(index, size - n_index)
+            t0 = time.perf_counter()
+            clusters = dedup.near_duplicate_clusters(new, index_dir=tmp, update_index=False)
+            refresh = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            dedup.match_index(index.open(), "none", keys, valid, store, 0.8)
+            lookups = time.perf_counter() - t0
+            matched = sum(1 for c in clusters.values() if c.startswith("w") and int(c[1:]) < n_index)
+            base = base or (refresh, lookups)
+            lines.append(f"| {size:,} | {n_new:,} | {refresh:.1f} | {lookups:.2f} | {refresh / base[0]:.2f}x "
+                         f"| {lookups / base[1]:.2f}x | {matched:,} |")
+        store.close()
+    return lines
+
+
+def scale(sizes: list[int], skip_datatrove: bool) -> list[str]:
+    import shutil
+    import tempfile
+
+    lines = ["| docs | mean chars | tool | seconds | docs per CPU s | peak RSS MiB | temp disk MiB "
+             "| planted J>=0.8 | recall | vs datatrove (docs/CPU s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        root = Path(tempfile.mkdtemp(prefix="dedup-scale-"))
+        try:
+            files, planted, mean = write_web_corpus(n, root / "in", shards=max(8, n // 125_000))
+            truth = [(a, b) for a, b, j in planted if j >= 0.8]
+            rows = {}
+            for tool in ["lmpipe"] + ([] if skip_datatrove else ["datatrove"]):
+                work = root / tool
+                work.mkdir()
+                cmd = [sys.executable, __file__, "--scale-child", tool, str(root / "in"), str(work)]
+                out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                kept = set((work / "kept.txt").read_text().split("\n"))
+                r["recall"] = sum(1 for a, b in truth if not (a in kept and b in kept)) / max(len(truth), 1)
+                rows[tool] = r
+                shutil.rmtree(work)
+            for tool, r in rows.items():
+                ratio = (n / rows["lmpipe"]["cpu"]) / (n / rows["datatrove"]["cpu"]) if "datatrove" in rows else float("nan")
+                lines.append(f"| {n:,} | {mean:,.0f} | {tool} | {r['seconds']:.0f} | {n / r['cpu']:,.0f} "
+                             f"| {r['peak_rss_mib']:.0f} | {r['temp_bytes'] / 2**20:,.0f} | {len(truth):,} "
+                             f"| {r['recall']:.4f} | {ratio if tool == 'lmpipe' else 1.0:.2f}x |")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=1_000_000, help="synthetic corpus size for the RSS run")
@@ -311,9 +572,28 @@ def main() -> None:
     parser.add_argument("--index-docs", type=int, default=200_000, help="largest index for the refresh-cost run")
     parser.add_argument("--skip", nargs="*", default=[], choices=["quality", "throughput", "incremental", "memory"])
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=int, nargs="*", default=None,
+                        help="corpus sizes for the sharded stage vs datatrove run (only this runs when given)")
+    parser.add_argument("--refresh-index", type=int, default=10_000_000,
+                        help="--scale: index size (100,000 real documents + stand-ins) for the second refresh")
+    parser.add_argument("--skip-datatrove", action="store_true", help="--scale: our stage only")
+    parser.add_argument("--scale-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
         rss_child(args.rss_child)
+        return
+    if args.scale_child is not None:
+        scale_child(*args.scale_child)
+        return
+    if args.scale is not None:
+        print(f"# bench/dedup.py --scale  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.node()}  "
+              f"{os.cpu_count()} cores\n")
+        for name, lines in [("scale", lambda: scale(args.scale or [100_000], args.skip_datatrove)),
+                            ("refresh cost", lambda: refresh_cost(args.refresh_index))]:
+            t0 = time.perf_counter()
+            out = lines()
+            print(f"## {name} ({time.perf_counter() - t0:.0f} s)\n")
+            print("\n".join(out), "\n", flush=True)
         return
     if not NEAR_DUP.is_dir():
         sys.exit(f"{NEAR_DUP} is absent")

@@ -23,6 +23,10 @@ Used by `curation.stages.run_dedup`; benchmarked by `python bench/dedup.py` (pre
 * Memory per document: 4 bytes per band key (84 bytes at 21 bands), offset, length, the id string and
   the returned mapping (see bench/dedup.py for the measured RSS per million documents).
 * Parallel: `workers` processes compute shingles, signatures and band keys; the rest is one process.
+  The dedup stage does not use `near_duplicate_clusters`: it signs each shard (`write_shard_signatures`, which
+  also writes sorted runs) and decides in ranks of bounded memory (`curation.dedup_sharded`).
+* Persistent index: `DedupIndex`, segments of sorted band keys, merged by `compact` (flows.refresh calls
+  `compact_index` after each committed refresh).
 """
 
 from __future__ import annotations

@@ -50,6 +50,9 @@ from curation import dedup
 MAGIC = b"LMPRUN01"
 RUN_KINDS = ("ids", "exact", "bands")
 PART_ROWS = 4_000_000  # rows of one run kind a rank reads at most (~160 MB of columns for the exact step)
+# Ranks per step in the DAG: from the data (rows / PART_ROWS), at least this many so that workers share a
+# step, never from the worker count, so that a run resumed with other --workers finds its ranks' outputs.
+MIN_RANKS = 8
 _TOP = 1 << 64
 # Decision codes, as curation.stages writes them.
 KEEP, EXACT, NEAR, DUP_ID = 0, 1, 2, 3
@@ -203,9 +206,17 @@ def _key_range(kind: str, rank: int, ranks: int, bands: int) -> tuple[int, int]:
     return rank * top // ranks, (rank + 1) * top // ranks if rank + 1 < ranks else _TOP
 
 
-def _gather(prefixes: Sequence[Path], kind: str, lo: int, hi: int) -> dict[str, np.ndarray]:
-    """Rows in [lo, hi) of every shard's run, concatenated in shard order, with a `shard` column."""
-    parts = [Run(run_path(p, kind)).rows(lo, hi) for p in prefixes]
+def _gather(prefixes: Sequence[Path], kind: str, lo: int, hi: int, masks: Sequence[np.ndarray] | None = None
+            ) -> dict[str, np.ndarray]:
+    """Rows in [lo, hi) of every shard's run, concatenated in shard order, with a `shard` column; with `masks`,
+    only the rows r of shard s where masks[s][r]."""
+    parts = []
+    for s, p in enumerate(prefixes):
+        part = Run(run_path(p, kind)).rows(lo, hi)
+        if masks is not None:
+            sel = np.asarray(masks[s])[part["row"].astype(np.int64)]
+            part = {name: col[sel] for name, col in part.items()}
+        parts.append(part)
     out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     out["shard"] = np.repeat(np.arange(len(parts), dtype=np.uint64), [len(next(iter(p.values()))) for p in parts])
     return out
@@ -341,14 +352,9 @@ def bands_rank(prefixes: Sequence[Path], work: Path, ranks: int, params: dict[st
                index_dir: str | None, batch: str, rank: int) -> dict[str, Any]:
     """Verified candidate pairs and index matches in this rank's band-key range: `work/bands-<rank>.npz`."""
     lo, hi = _key_range("bands", rank, ranks, params["bands"])
-    r = _gather(prefixes, "bands", lo, hi)
     masks = [np.load(work / f"cand-{s:05d}.npy", mmap_mode="r") for s in range(len(prefixes))]
-    keep = np.ones(len(r["key"]), dtype=bool)
-    for s in range(len(prefixes)):
-        sel = np.flatnonzero(r["shard"] == s)
-        keep[sel] = masks[s][r["row"][sel].astype(np.int64)]
-    refs = ref(r["shard"][keep], r["row"][keep])
-    key = r["key"][keep]
+    r = _gather(prefixes, "bands", lo, hi, masks)  # representatives only
+    refs, key = ref(r["shard"], r["row"]), r["key"]
     order = np.lexsort((refs, key))
     refs, key = refs[order], key[order]
     pairs = _bucket_pairs(key, refs)

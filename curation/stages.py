@@ -281,7 +281,8 @@ _DECISION_REASONS = {_EXACT: "exact_duplicate", _NEAR: "near_duplicate", _DUP_ID
 def dedup_decide(prefixes: Sequence[Path], decisions_dir: Path, cfg: DedupConfig) -> dict[str, Any]:
     """Dedup, all shards at once (one process): exact groups, near-duplicate clusters, one decision per document.
 
-    Reads only the signature files (no text). Writes `decisions_dir/decisions-{shard:05d}.parquet` (code,
+    The reference the bounded-memory `dedup_decide_sharded` (which the stage runs) is tested against; its memory
+    grows with documents (~1.1 KB each). Reads only the signature files (no text). Writes `decisions_dir/decisions-{shard:05d}.parquet` (code,
     duplicate_of, dup_cluster, dup_cluster_size per row). Rules, in shard order: see `run_dedup`.
     """
     start = time.perf_counter()

@@ -85,6 +85,7 @@ def run_sharded(stage: str, inputs: list[str], out: Path, cfg: Any, execution: E
 
 def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution: ExecutionConfig,
                progress: ProgressFn | None) -> dict[str, Any]:
+    from curation.dedup_sharded import MIN_RANKS
     from curation.stages import dedup_decide_sharded, merge_dedup_stats
 
     n = len(inputs)
@@ -103,7 +104,7 @@ def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution:
 
         decided = dedup_decide_sharded([sig_dir / f"sig-{r:05d}" for r in range(n)], decisions_dir, cfg, ranks,
                                        resign=partial(_dedup_sign, list(inputs), str(sig_dir), cfg),
-                                       min_ranks=execution.resolved_workers)
+                                       min_ranks=MIN_RANKS)
         decided_file.write_text(json.dumps(decided))
     written, write_shards = run_shards("dedup:write", partial(_dedup_write, list(inputs), str(decisions_dir), str(out)),
                                        n, scratch / "write-state", out / "logs" / "dedup-write", execution, progress,
