@@ -165,7 +165,8 @@ def stream_batches(path: str | Path, columns: Sequence[str] | None = None,
     present = set(parquet.schema_arrow.names)
     wanted = None if columns is None else [c for c in columns if c in present]
     for group in range(parquet.metadata.num_row_groups):
-        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=wanted)
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=wanted, use_threads=False)
+        pa.default_memory_pool().release_unused()
 
 
 def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int = BATCH_ROWS) -> _Scan:
@@ -476,14 +477,15 @@ class _Buckets:
 
     def _read(self, bucket: int) -> pa.Table:
         path = self.path(bucket)
-        data = path.read_bytes()
+        with pa.OSFile(str(path)) as fh:  # an Arrow buffer: the batches below are zero-copy slices of it
+            data = fh.read_buffer()
         batches, at = [], 0
-        while at < len(data):
-            if at + 8 > len(data) or at + 8 + struct.unpack_from("<Q", data, at)[0] > len(data):
-                raise ValueError(f"mix: shuffle bucket file {path} is truncated at byte {at} of {len(data)} "
+        while at < data.size:
+            if at + 8 > data.size or at + 8 + struct.unpack_from("<Q", data, at)[0] > data.size:
+                raise ValueError(f"mix: shuffle bucket file {path} is truncated at byte {at} of {data.size} "
                                  "(a crash or a full disk while it was written); run the mix again")
             size = struct.unpack_from("<Q", data, at)[0]
-            batches.append(pa.ipc.read_record_batch(pa.py_buffer(data[at + 8: at + 8 + size]), self.schema))
+            batches.append(pa.ipc.read_record_batch(data.slice(at + 8, size), self.schema))
             at += 8 + size
         return pa.Table.from_batches(batches, self.schema)
 
@@ -494,6 +496,7 @@ class _Buckets:
             order = pc.sort_indices(table, sort_keys=[(_KEY, "ascending"), (_ROW, "ascending")])
             yield table.take(order).drop_columns([_KEY, _ROW])
             self.path(bucket).unlink()
+            pa.default_memory_pool().release_unused()
 
 
 class _ShardWriter:
@@ -527,6 +530,7 @@ class _ShardWriter:
         # one chunk per column, as a single table slice would be: the writer's page cuts follow its input chunks
         self._writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
         self._in_shard += rows
+        pa.default_memory_pool().release_unused()
         if self._in_shard == self.shard_rows:
             self._writer.close()
             self._writer, self._in_shard = None, 0
