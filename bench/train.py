@@ -10,6 +10,12 @@ Rows per preset (each in a fresh spawned process, so peak memory and compile cac
 * `lmpipe`: our `GPT` with what `model.pretrain` does on that device: bf16 autocast on CUDA (fp32 on CPU),
   `torch.compile` (on CUDA; `--compile` turns it on for CPU too), fused AdamW (CUDA), grad clipping at 1.0;
 * `lmpipe eager`: the same without torch.compile (what compile buys);
+* `lmpipe + loader`: `lmpipe` fed every step by `model.data.BatchLoader` (what `model.pretrain` and its
+  memory-mapped token shards do) instead of one fixed batch of random ids: `--tokens DIR` (a tokens artifact),
+  else synthetic shards (random ids, web-like document lengths). A second table gives its tokens/s against
+  `lmpipe` and the loader's share of the row's time, timed in-process around `next_batch` (an upper bound
+  of the cost: on CUDA the pinned copy is queued asynchronously; model.pretrain syncs once a step, so the
+  host-side share is what it pays);
 * peer `HF Llama`: transformers' `LlamaForCausalLM` built from a `LlamaConfig` with our shapes (width, SwiGLU
   hidden, heads, kv heads, vocabulary, tied embeddings, RMSNorm eps, RoPE theta), SDPA attention, the same
   autocast, optimizer and clipping, eager (transformers' default training path). Same parameter count, so
@@ -17,8 +23,7 @@ Rows per preset (each in a fresh spawned process, so peak memory and compile cac
   `HF Llama compiled` (the peer under torch.compile too).
 
 On a shared CPU each row runs `--repeats` times (default 3), interleaved with the other rows, and the median
-run is shown. Tokens are random ids (seeded), so the numbers are the model step alone: the token-shard loader costs a
-~10 us max-check and one pinned copy per batch. `--warmup` untimed steps (compilation, allocator) come first;
+run is shown. Tokens are random ids (seeded), so the rows other than the loader row are the model step alone. `--warmup` untimed steps (compilation, allocator) come first;
 then `--steps` timed steps, synchronised before the clock stops. MFU = tokens/s x FLOPs/token (6 x params +
 12 x layers x width x seq_len, `model.runtime.flops_per_token`) / the device's dense bf16 peak
 (`model.runtime.BF16_PEAK_FLOPS`, H100 SXM 989 TFLOP/s); none on CPU. Peak memory: the CUDA allocator's
@@ -45,8 +50,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # CPU, where the smoke preset is what CI trains (a 32K head would be 90% of that model's FLOPs).
 VOCAB = {"cuda": 32768, "cpu": 4096}
 DEFAULT_BATCH = {"smoke": 8, "d6": 32, "d12": 16, "d20": 8, "d28": 4}  # windows per step (fit 80 GB at 2048)
-VARIANTS = ("lmpipe", "lmpipe eager", "HF Llama")
+VARIANTS = ("lmpipe", "lmpipe eager", "HF Llama", "lmpipe + loader")
 OPTIONAL_VARIANTS = ("HF Llama compiled",)  # --variants only: the peer under torch.compile as well
+LOADER = "lmpipe + loader"  # `lmpipe` fed by model.data.BatchLoader from token shards instead of fixed ids
+
+
+def write_synthetic_shards(root: Path, vocab: int, tokens: int = 4_000_000, seed: int = 0) -> Path:
+    """Token shards in the contract layout (docs/CONTRACTS.md) with random ids and web-like document lengths
+    (geometric, mean 600 tokens: many short pages, a long tail), for the loader rows when no --tokens is given."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    dtype = "uint16" if vocab <= 65536 else "uint32"
+    splits = {}
+    for split, n in (("train", tokens), ("val", tokens // 20)):
+        lengths = rng.geometric(1 / 600, size=n // 300)
+        starts = np.cumsum(np.concatenate(([0], lengths)))
+        starts = starts[starts < n].astype(np.int64)
+        ids = rng.integers(3, vocab, n).astype(dtype)
+        ids[starts] = 1  # BOS at every document start
+        ids.tofile(root / f"{split}-00000.bin")
+        np.save(root / f"{split}-00000.idx.npy", starts)
+        splits[split] = {"files": [f"{split}-00000.bin"], "tokens": n, "docs": len(starts), "bytes": 4 * n}
+    meta = {"dtype": dtype, "vocab_size": vocab, "bos_id": 1, "eos_id": 2, "splits": splits}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
 
 
 def build(variant: str, depth: int, seq_len: int, vocab: int) -> Any:
@@ -89,8 +118,10 @@ def flash_attention_runs(model: Any, device: Any, seq_len: int, vocab: int) -> b
 
 
 def run_row(variant: str, preset: str, device_name: str, seq_len: int, batch: int, steps: int, warmup: int,
-            compile_cpu: bool, vocab: int, threads: int | None) -> dict[str, Any]:
-    """One row, in its own process: build, warm up, time `steps` training steps."""
+            compile_cpu: bool, vocab: int, threads: int | None, tokens_dir: str | None = None) -> dict[str, Any]:
+    """One row, in its own process: build, warm up, time `steps` training steps. The loader row draws every
+    step's batch from `tokens_dir` with model.pretrain's BatchLoader (memmap, window gather, id check, pinned
+    copy) and times that part on its own: its share of the step is the loader's cost, measured in-process."""
     import torch
 
     from model.config import MODEL_PRESETS, GPTConfig
@@ -111,14 +142,25 @@ def run_row(variant: str, preset: str, device_name: str, seq_len: int, batch: in
     shape = GPTConfig.from_depth(depth, vocab, seq_len)  # the peer has the same shapes, so the same FLOPs
     fpt = flops_per_token(params, shape.n_layer, shape.n_embd, seq_len)
     flash = flash_attention_runs(model, device, seq_len, vocab) if device.type == "cuda" else None
-    use_compile = variant in ("lmpipe", "HF Llama compiled") and (device.type == "cuda" or compile_cpu)
+    use_compile = variant in ("lmpipe", LOADER, "HF Llama compiled") and (device.type == "cuda" or compile_cpu)
     step_fn = torch.compile(model) if use_compile else model
     opt = make_adamw(model, 3e-4, 0.1, device)  # fused on CUDA, both for ours and the peer
     gen = torch.Generator().manual_seed(1)
     data = torch.randint(0, vocab, (batch, seq_len + 1), generator=gen).to(device)
     x, y = data[:, :-1], data[:, 1:]
+    loader = None
+    if variant == LOADER:
+        from model.data import BatchLoader
+
+        loader = BatchLoader(tokens_dir or "", "train", batch, seq_len, seed=0, device=device)
+    loader_s = 0.0
 
     def step() -> float:
+        nonlocal x, y, loader_s
+        if loader is not None:
+            t = time.perf_counter()
+            x, y = loader.next_batch()  # the copy to the GPU is queued here; the step then waits on it
+            loader_s += time.perf_counter() - t
         with autocast(device, "auto"):
             if variant.startswith("HF Llama"):
                 logits = step_fn(input_ids=x).logits
@@ -141,6 +183,7 @@ def run_row(variant: str, preset: str, device_name: str, seq_len: int, batch: in
     sync()
     warmup_s = time.perf_counter() - t0
     reset_peak_memory(device)
+    loader_s = 0.0
     t0 = time.perf_counter()
     for _ in range(steps):
         loss = step()
@@ -154,6 +197,8 @@ def run_row(variant: str, preset: str, device_name: str, seq_len: int, batch: in
         "fused_adamw": device.type == "cuda", "flash_attention": flash, "tokens_per_s": tokens_per_s, "flops_per_token": fpt,
         "tflops_per_s": tokens_per_s * fpt / 1e12, "mfu": tokens_per_s * fpt / peak if peak else None,
         "peak_mem_gib": peak_memory_bytes(device) / 2**30, "warmup_s": warmup_s, "last_loss": float(loss),
+        "tokens": (tokens_dir or "synthetic shards") if loader is not None else "fixed random ids",
+        "loader_share": loader_s / seconds if loader is not None else None,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
@@ -198,6 +243,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def loader_table(rows: list[dict[str, Any]]) -> str:
+    """The loader's cost per preset: the loader row against `lmpipe` on fixed ids (same compile setting, same
+    run), and the loader's own share of the loader row's time (the steady, drift-free number)."""
+    lines = ["| preset | tokens | tokens/s | vs fixed ids | loader share of step time |", "|---|---|---:|---:|---:|"]
+    fixed = {r["preset"]: r for r in rows if r["variant"] == "lmpipe" and "error" not in r}
+    for r in rows:
+        if r["variant"] != LOADER or "error" in r:
+            continue
+        base = fixed.get(r["preset"])
+        ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.3f}x" if base else "n/a"
+        lines.append(f"| {r['preset']} | {r['tokens']} | {r['tokens_per_s']:,.0f} | {ratio} | "
+                     f"{100 * r['loader_share']:.2f}% |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
@@ -213,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="on CPU too, compile the rows that compile on CUDA (slow to compile)")
     p.add_argument("--repeats", type=int, help="runs per row, interleaved; the median is shown (cuda 1, cpu 3)")
     p.add_argument("--threads", type=int, help="CPU threads per row (default: one per allowed core)")
+    p.add_argument("--tokens", type=Path, help=f"token shards for the '{LOADER}' rows (a tokens artifact "
+                   "directory); default: synthetic shards of random ids written to a temporary directory")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     a = p.parse_args(argv)
 
@@ -226,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     gpu = device == "cuda"
     presets = (a.presets or ("d12,d20" if gpu else "smoke")).split(",")
-    default_variants = VARIANTS if gpu or a.compile else ("lmpipe", "HF Llama")
+    default_variants = VARIANTS if gpu or a.compile else ("lmpipe", "HF Llama", LOADER)
     variants = [v for v in (a.variants.split(",") if a.variants else default_variants) if v]
     unknown = set(variants) - set(VARIANTS) - set(OPTIONAL_VARIANTS)
     if unknown:
@@ -240,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     steps, warmup = a.steps or (20 if gpu else 10), a.warmup if a.warmup is not None else (5 if gpu else 2)
     seq_len = a.seq_len or (2048 if gpu else 256)
     repeats = a.repeats or (1 if gpu else 3)
+    tokens_dir = str(a.tokens) if a.tokens else None
+    if LOADER in variants and tokens_dir is None:
+        import tempfile
+
+        tokens_dir = str(write_synthetic_shards(Path(tempfile.mkdtemp(prefix="bench-train-")), vocab))
     rows = []
     t0 = time.perf_counter()
     for preset in presets:
@@ -247,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
         for _ in range(repeats):  # interleaved (A B A B ...), so a burst of load hits every variant alike
             for variant in variants:
-                row = run_in_child(variant, preset, device, seq_len, batch, steps, warmup, a.compile, vocab, a.threads)
+                row = run_in_child(variant, preset, device, seq_len, batch, steps, warmup, a.compile, vocab, a.threads,
+                                   tokens_dir)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 runs[variant].append(row)
         for variant in variants:
@@ -259,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{steps} timed steps after {warmup} warm-up, median of {repeats} interleaved run(s) per row, "
           f"{time.perf_counter() - t0:.0f} s\n")
     print(table(rows))
+    if any(r["variant"] == LOADER for r in rows):
+        print(f"\nLoader cost ('{LOADER}': batches from token shards through model.data.BatchLoader):\n")
+        print(loader_table(rows))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     return 0
