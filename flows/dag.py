@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -243,17 +244,59 @@ def _run_subprocess(module: str, args: list[str], nproc: int = 1, torchrun: list
 
     With ``nproc`` > 1 it is launched by torchrun (``python -m torch.distributed.run --standalone``), one process
     per rank; ``torchrun`` replaces those options (node 0 of a multi-node run: ``model.launch.node0_launch``).
-    Its stderr streams through; its last stdout line is the JSON stats (only rank 0 prints them).
+    Its stderr streams through and into a log file next to the build directory (kept only when it fails); its
+    last stdout line is the JSON stats (only rank 0 prints them). A failure ends in one ``UserError`` line with
+    the child's own last error line and the log path; its traceback stays in the log.
     """
     if torchrun is None:
         torchrun = ["--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
     launcher = ["-m", "torch.distributed.run", *torchrun] if torchrun else []
     cmd = [sys.executable, *launcher, "-m", module, *args]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parent.parent))
-    if proc.returncode != 0:
-        raise RuntimeError(f"`{module} …` ({nproc} process(es)) exited with code {proc.returncode} (see its log above)")
-    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
+    log = _log_path(module, args)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as sink:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                cwd=str(Path(__file__).resolve().parent.parent))
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        last_error = _tee(proc.stderr, sink)  # type: ignore[arg-type]
+        code = proc.wait()
+        reader.join()
+    if code != 0:
+        why = f": {last_error}" if last_error else ""
+        raise UserError(f"{module} ({nproc} process(es)) exited with code {code}{why}; full log: {log}")
+    log.unlink(missing_ok=True)  # kept only to explain a failure
+    lines = [ln for ln in "".join(out).strip().splitlines() if ln.strip()]
     return json.loads(lines[-1]) if lines else {}
+
+
+def _log_path(module: str, args: list[str]) -> Path:
+    """``<kind>/.log-<id>.txt`` beside the build directory given as ``--out`` (a temporary file otherwise)."""
+    if "--out" in args:
+        out = Path(args[args.index("--out") + 1])
+        return out.with_name(out.name.replace(".tmp-", ".log-", 1) + ".txt")
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "lmpipe-logs" / f"{module}-{os.getpid()}.txt"
+
+
+def _tee(stream: Any, sink: Any) -> str:
+    """Copy ``stream`` to ``sink`` and to stderr, until a traceback starts (the rest goes to ``sink`` only);
+    returns the last line of a traceback (the exception), or the last non-empty line."""
+    echo, last, exception = True, "", ""
+    for line in stream:
+        sink.write(line)
+        sink.flush()
+        if line.startswith("Traceback (most recent call last)") or "Traceback (most recent call last)" in line[:40]:
+            echo = False
+        if echo:
+            sys.stderr.write(line)
+        if line.strip():
+            last = line.strip()
+            if not line[:1].isspace() and ("Error" in line.split(":", 1)[0] or "Exception" in line.split(":", 1)[0]):
+                exception = last
+    return exception or last[:300]
 
 
 def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str, str],

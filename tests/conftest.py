@@ -76,7 +76,8 @@ def _left_over() -> dict[int, str]:
 
     out = {}
     for pid, (ppid, state, cmd) in table.items():
-        if pid in _BEFORE or pid == me or state == "Z" or "multiprocessing.forkserver" in cmd:
+        # the fork server and resource tracker of this very process end with it
+        if pid in _BEFORE or pid == me or state == "Z" or "from multiprocessing." in cmd:
             continue
         orphan_server = ppid == 1 and any(name in cmd for name in _SERVERS)
         if descendant(pid) or orphan_server:

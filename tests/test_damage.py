@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from curation.readers import ReadStats, read_records
 from flows.damage import damaged_inputs, from_read_stats, no_documents_message, warning_line
 from storage.lineage import lineage_lines
@@ -79,3 +81,18 @@ def test_clean_reads_give_no_warning_and_messages_name_what_was_skipped():
     msg = no_documents_message({"read": {"skipped": {"request": 5}, "files": {}}, "dropped": {"too_short": 2}}, 1)
     assert msg.startswith("ingest: no documents in 1 input file(s); records skipped: request 5; "
                           "documents dropped: too_short 2; check --input")
+
+
+def test_a_failed_training_subprocess_ends_in_one_line_with_its_log(tmp_path, capfd):
+    from flows.config import UserError
+    from flows.dag import _run_subprocess
+
+    out = tmp_path / "pretrain" / ".tmp-pretrain-0123456789ab"
+    with pytest.raises(UserError) as e:
+        _run_subprocess("tests._failing_child", ["--out", str(out)])
+    log = tmp_path / "pretrain" / ".log-pretrain-0123456789ab.txt"
+    assert str(e.value) == (f"tests._failing_child (1 process(es)) exited with code 1: ValueError: tokens shard 00003 "
+                            f"is from another tokenizer; full log: {log}")
+    assert "Traceback (most recent call last)" in log.read_text()  # the traceback is in the log ...
+    err = capfd.readouterr().err
+    assert "step 1 loss 9.0" in err and "Traceback" not in err  # ... progress on the terminal, no traceback
