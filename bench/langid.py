@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -44,6 +46,10 @@ from curation.config import LangIdConfig  # noqa: E402
 from curation.langid import (  # noqa: E402
     _EN_HINT,
     _LETTER,
+    SHORT_MAX_CHARS,
+    _fasttext_top3,
+    _script_rules,
+    short_en_features,
     EN_LEXICON_ALONE,
     EN_LEXICON_MIN_WORDS,
     EN_MIN_PROB,
@@ -349,17 +355,108 @@ def ud_report(fns: dict[str, Callable[[str], tuple[str, float]]], splits: tuple[
               f"zh recall {sum(p[i][0] == 'zh' for i in zh) / len(zh):.4f} ({len(zh)})")
 
 
+LINGUA_SHORT = ("single-words", "word-pairs")
+# Weight of lingua's foreign texts in the fit (they are ~98% of the ~200k dev texts, 74 languages against
+# English). Chosen on the dev part as the lowest weight (most English recall) whose lingua sentences keep en
+# precision >= 0.99 at the stage threshold 0.75 (with the 23 relabelled lines): 0.1 gave UD short-sentence CV
+# recall 0.884 at 0.5 but lingua precision 0.980 (Afrikaans, Yoruba, Swedish short lines let through); 0.3 gives
+# 0.793 and 0.991; 1.0 gives 0.72.
+FOREIGN_WORD_WEIGHT = 0.3
+
+
+def short_training_set(split: str) -> tuple[list[str], list[int], list[bool]]:
+    """Texts of <= SHORT_MAX_CHARS characters with a letter and no script rule deciding them, 1 for English, and
+    whether the text is a UD sentence, from one part of the frozen split: UD train/dev sentences and lingua's
+    single words and word pairs, these once as written (lower case) and once capitalised, so that capital letters
+    cannot tell the two sources apart, and the first words of lingua's sentences (its frozen dev part only)."""
+    sys.path.insert(0, str(REPO))
+    from bench.splits import sentence_key, split_of  # noqa: PLC0415 -- bench code
+
+    items = [(s.text, s.lang, True) for s in ud_sentences() if s.split == split]
+    for folder in LINGUA_SHORT:
+        for f in sorted((LID.parent / folder).glob("*.txt")):
+            for i, line in enumerate(file_lines(f)):
+                if line.strip() and split_of(sentence_key(f.stem, folder, line)) == split:
+                    items += [(line, f.stem, False), (line[:1].upper() + line[1:] if i % 2 else line.title(), f.stem, False)]
+    # Short foreign *sentences* too (the words and pairs have at most 2 words): the first 3-7 words of lingua's
+    # sentences of the dev part, as a headline or list item would start.
+    for f in sorted(LID.glob("*.txt")):
+        for i, line in enumerate(file_lines(f)):
+            if line.strip() and split_of(sentence_key(f.stem, "sentences", line)) == split:
+                items.append((" ".join(line.split()[: 3 + i % 5])[:SHORT_MAX_CHARS], f.stem, False))
+    texts, labels, ud = [], [], []
+    for text, lang, from_ud in items:
+        head = text.strip()
+        if len(head) > SHORT_MAX_CHARS or not _LETTER.search(head) or (not head.isascii() and _script_rules(head)[0]):
+            continue
+        texts.append(head)
+        labels.append(int(lang == "en"))
+        ud.append(from_ud)
+    return texts, labels, ud
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Weighted logistic regression by Newton's method, L2 penalty off the intercept; returns (b, w...)."""
+    x1 = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(x1.shape[1])
+    penalty = np.eye(x1.shape[1]) * l2
+    penalty[0, 0] = 0.0
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x1 @ w, -30, 30)))
+        grad = x1.T @ (weight * (p - y)) + penalty @ w
+        hess = (x1 * (weight * p * (1 - p))[:, None]).T @ x1 + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def fit_short() -> None:
+    """Fit `SHORT_EN_WEIGHTS` on the dev part; print 5-fold cross-validated precision/recall per source at 0.5
+    and 0.75, the calibration of the UD predictions, and the weights to paste into curation/langid.py."""
+    texts, labels, from_ud = short_training_set("dev")
+    x = np.array([short_en_features(t, _fasttext_top3(t.lower() if t.isupper() else t)) for t in texts])
+    y, ud = np.array(labels, dtype=float), np.array(from_ud)
+    weight = np.where(~ud & (y == 0), FOREIGN_WORD_WEIGHT, 1.0)
+    folds = np.arange(len(y)) % 5
+    pred = np.zeros(len(y))
+    for k in range(5):
+        w = fit_logistic(x[folds != k], y[folds != k], weight[folds != k])
+        pred[folds == k] = 1 / (1 + np.exp(-(w[0] + x[folds == k] @ w[1:])))
+    print(f"| 5-fold CV on dev | texts | en | recall@0.5 | precision@0.5 | recall@0.75 | precision@0.75 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, mask in (("UD sentences", ud), ("lingua words and pairs (x2 case)", ~ud)):
+        cells = []
+        for th in (0.5, 0.75):
+            hit = (pred >= th) & mask
+            tp = float((hit & (y == 1)).sum())
+            cells += [f"{tp / y[mask].sum():.4f}", f"{tp / max(1, hit.sum()):.4f}"]
+        print(f"| {name} | {int(mask.sum())} | {int(y[mask].sum())} | " + " | ".join(cells) + " |")
+    print("\n| UD, CV probability bin | texts | share English |\n|---|---:|---:|")
+    for low in np.arange(0, 1, 0.2):
+        m = ud & (pred >= low) & (pred < low + 0.2)
+        print(f"| {low:.1f}-{low + 0.2:.1f} | {int(m.sum())} | {y[m].mean() if m.any() else float('nan'):.3f} |")
+    w = fit_logistic(x, y, weight)
+    print("\nSHORT_EN_WEIGHTS = (" + ", ".join(f"{v:.4f}" for v in w) + ")")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds (best of); default 5")
     parser.add_argument("--split-half", action="store_true", help="also re-tune the English rule on half the "
                         "sentences and measure on the other half (~10 s more)")
     parser.add_argument("--ud", action="store_true", help="only the UD sentences by length bucket, dev split (~5 s)")
+    parser.add_argument("--fit-short", action="store_true", help="fit the short-text English model on the dev "
+                        "split and print its weights (~30 s)")
     parser.add_argument("--test", action="store_true", help="with --ud: also the frozen test split (only to report "
                         "a finished change, never while tuning)")
     args = parser.parse_args()
     if not LID.exists():
         sys.exit(f"{LID} is absent: this bench needs the shared data")
+    if args.fit_short:
+        fit_short()
+        return
     if args.ud:
         ud_report({"lmpipe": identify, "lid.176": peer}, ("dev", "test") if args.test else ("dev",))
         return
