@@ -274,7 +274,7 @@ def _pretrain(
     # DDP's forward is for training steps (it syncs gradients), so evaluation runs the bare model.
     eval_fwd = model if ddp is not None else fwd
     last_step = min(cfg.steps, stop_after) if stop_after else cfg.steps
-    train_seconds = 0.0
+    train_seconds = loader_seconds = 0.0  # loader: host time in next_batch (memmap gather, id check, copy)
     val_loss = val_bpb = None
     metrics = MetricsLog(out_dir / "metrics.jsonl") if is_main else None
     tb = TensorBoardLog(out_dir / "tb") if is_main else None
@@ -284,8 +284,11 @@ def _pretrain(
             lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_frac, cfg.schedule, cfg.decay_frac)
             set_lr(optimizer, lr)
             loss_sum = torch.zeros((), device=device)
+            step_load = 0.0
             for micro in range(cfg.grad_accum):
+                t_load = time.perf_counter()
                 x, y = train_loader.next_batch()
+                step_load += time.perf_counter() - t_load
                 # Gradients are reduced across ranks on the last micro-batch only.
                 sync = micro == cfg.grad_accum - 1
                 if fsdp:
@@ -312,6 +315,7 @@ def _pretrain(
                 raise RuntimeError(f"train loss is {train_loss} at step {step}: lower lr or check the data")
             if step > start_step or cfg.steps == 1:  # the first step pays for allocation / compilation
                 train_seconds += dt
+                loader_seconds += step_load
             losses.append(train_loss)
             flops_per_s = tokens_per_step * fpt / dt
             row: dict[str, Any] = {
@@ -384,6 +388,8 @@ def _pretrain(
         "flops_per_s": float(f"{tokens_per_s * fpt:.4g}") if tokens_per_s else None,
         "mfu": float(f"{tokens_per_s * fpt / (peak * world):.4g}") if tokens_per_s and peak else None,
         "peak_memory_bytes": peak_memory_bytes(device),
+        # The loader's share of the timed steps (rank 0's host time in next_batch): bench/train.py's loader row.
+        "loader_share": round(loader_seconds / train_seconds, 5) if train_seconds > 0 else None,
         "world_size": world,
         "parallel": cfg.parallel if dist_info.enabled else None,
         "tensorboard": str(out_dir / "tb") if tb is not None and tb.enabled else None,

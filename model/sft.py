@@ -145,13 +145,14 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
     out_dir.mkdir(parents=True, exist_ok=True)
     losses: list[float] = []
     tokens_trained = 0
-    train_seconds = 0.0
+    train_seconds = collate_seconds = 0.0
     batches = shuffled_batches(train, cfg.batch_size, rng)
     with MetricsLog(out_dir / "metrics.jsonl") as metrics:
         for step in range(1, cfg.steps + 1):
             t0 = time.perf_counter()
             epoch, batch = next(batches)
             x, y = collate(batch, tok.pad_id, device)
+            collate_seconds += time.perf_counter() - t0
             lr = lr_at(step - 1, cfg.steps, cfg.warmup_steps, cfg.lr, 0.0)
             set_lr(optimizer, lr)
             with autocast(device, cfg.dtype):
@@ -199,6 +200,8 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
         "truncated": truncated,
         "max_len": max_len,
         "tokens_per_s": round(tokens_trained / train_seconds, 1),
+        # Batching's share of the training time (shuffle, pad, copy to the device): the data path's cost.
+        "loader_share": round(collate_seconds / train_seconds, 5),
         "device": str(device),
     }
 

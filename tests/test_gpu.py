@@ -97,6 +97,7 @@ def test_compiled_training_matches_eager(shards: Path, tmp_path: Path) -> None:
     assert b == pytest.approx(a, abs=2e-2)
     assert comp["final_loss"] == pytest.approx(eager["final_loss"], abs=1e-2)
     assert comp["mfu"] is None or 0 < comp["mfu"] < 1  # a named card (H100, ...) gets an MFU
+    record("pretrain_d2_compiled_loader_share", comp["loader_share"])
 
 
 def test_resume_after_a_kill_continues_the_same_loss_curve(shards: Path, tmp_path: Path) -> None:
@@ -210,5 +211,7 @@ def test_dag_pretrain_and_sft_stages_on_the_gpu_through_the_cli(tmp_path: Path) 
         built[kind] = json.loads((artifact / "manifest.json").read_text())
         assert (artifact / "model.safetensors").exists()
     assert built["pretrain"]["stats"]["device"].startswith("cuda")
-    assert built["sft"]["stats"].get("device", "cuda").startswith("cuda")
+    assert built["sft"]["stats"]["device"].startswith("cuda")
+    for kind in ("pretrain", "sft"):
+        record(f"dag_{kind}_loader_share", built[kind]["stats"]["loader_share"])
     assert built["pretrain"]["parents"] == [tokens]

@@ -84,6 +84,7 @@ def test_pretrain_logs_flops_mfu_and_peak_memory(shards: Path, tmp_path: Path) -
     assert all(r["flops_per_s"] > 0 and r["mfu"] is None and r["peak_mem_mb"] > 0 for r in rows)
     assert stats["flops_per_token"] > 6 * stats["params"] and stats["flops_per_s"] > 0
     assert stats["mfu"] is None and stats["peak_memory_bytes"] > 0 and stats["world_size"] == 1
+    assert 0 < stats["loader_share"] < 0.5  # the loader's host time, a small part of each step
     has_tb = importlib.util.find_spec("tensorboard") is not None
     assert (stats["tensorboard"] is not None) == has_tb == (tmp_path / "a" / "tb").is_dir()
 
