@@ -65,7 +65,7 @@ def join_command(nproc: int, nnodes: int, rdzv_endpoint: str, node_rank: str | i
 def node0_launch(cfg: PretrainConfig) -> list[str]:
     """torchrun's options for the node that runs the DAG. With nnodes > 1 it logs the command the other
     nodes run (they may start before or after it: node 0's torchrun waits for them at the rendezvous,
-    up to torchrun's rendezvous timeout), and refuses a node rank other than 0: the DAG writes the
+    up to the static backend's 600 s, then fails the stage), and refuses a node rank other than 0: the DAG writes the
     artifact, so it runs where global rank 0 does."""
     if cfg.nnodes > 1:
         join = join_command(cfg.nproc, cfg.nnodes, str(cfg.rdzv_endpoint))
