@@ -5,11 +5,12 @@ remote work area that lets a killed build resume on any host, and leases made wi
   through it by pyarrow in row groups (ranged GETs), so a stage never downloads its parent whole.
 * **Remote work area** (`WorkMirror`). A build runs in a local scratch directory (datatrove's executors, the
   Parquet writers and the completion markers all want a local path) that a thread copies to
-  ``<root>/<kind>/.tmp-<id>/`` every `SYNC_SECONDS`. Files go up in the order they were last written, and only
-  files unchanged for `SETTLE_SECONDS`; a rank's completion marker is written after its shards, so the bucket
-  never holds a marker whose shards are missing or half written. A rerun first fetches what the bucket has and
-  the local scratch lacks, so the executors' resume check (completion markers) skips the finished shards
-  whichever host rerun it. At publishing, files the bucket already holds unchanged are copied server side.
+  ``<root>/<kind>/.tmp-<id>/`` every `SYNC_SECONDS` (``$LMPIPE_SYNC_SECONDS``). Files go up in the order they
+  were last written, and only files unchanged for half that time; a rank's completion marker is written after its shards, so the bucket
+  never holds a marker whose shards are missing or half written. A rerun first makes its local scratch a copy
+  of the bucket's work area (fetching only what differs), so the executors' resume check (completion markers)
+  skips the finished shards whichever host reruns it. At publishing, files the bucket already holds unchanged
+  are copied server side.
 * **Leases** (`ObjectLease`). ``<root>/<kind>/.lease-<id>.json`` is created with ``If-None-Match: *`` (one
   creator wins), its heartbeat is rewritten with ``If-Match: <its ETag>``, an abandoned one is taken over with
   ``If-Match`` on the ETag that was judged abandoned (of two waiters only one wins), and it is deleted with
@@ -39,10 +40,11 @@ from typing import IO, Any
 
 import fsspec
 
-# The remote work area is refreshed this often; a file changed less than SETTLE_SECONDS ago waits for the next
-# round (a shard still being written would otherwise be uploaded many times over).
+# The remote work area is refreshed every SYNC_SECONDS ($LMPIPE_SYNC_SECONDS); a file changed less than half of
+# that ago waits for the next round (a shard still being written would otherwise be uploaded many times over).
+# A kill loses at most the shards finished in the last ~1.5 rounds; each round is one local walk plus one PUT
+# per changed file.
 SYNC_SECONDS = 2.0
-SETTLE_SECONDS = 1.0
 CHUNK = 8 << 20  # 8 MiB per read when hashing a URL: few round trips, bounded memory
 
 
@@ -94,45 +96,59 @@ class WorkMirror:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned = False
+        self.every = float(os.environ.get("LMPIPE_SYNC_SECONDS") or SYNC_SECONDS)
 
     def _local_files(self) -> list[tuple[int, str, tuple[int, int]]]:
         """(mtime_ns, relative path, (size, mtime_ns)) of every local file, oldest first; ``.part`` files (being
         written, renamed in a moment) are left out."""
         out = []
-        for p in self.local.rglob("*"):
-            if p.name.endswith(".part"):
-                continue
-            try:
-                st = p.stat()
-            except OSError:  # removed while we looked
-                continue
-            if p.is_file():
-                out.append((st.st_mtime_ns, p.relative_to(self.local).as_posix(), (st.st_size, st.st_mtime_ns)))
+        for top, _dirs, names in os.walk(self.local):  # os.walk skips a directory removed while it walks
+            for name in names:
+                if name.endswith(".part"):
+                    continue
+                path = Path(top) / name
+                try:
+                    st = path.stat()
+                except OSError:  # removed while we looked
+                    continue
+                out.append((st.st_mtime_ns, path.relative_to(self.local).as_posix(), (st.st_size, st.st_mtime_ns)))
         return sorted(out)
 
     def restore(self) -> int:
-        """Fetch every file of the remote work area that the local directory lacks; returns how many."""
-        if not self.fs.exists(self.remote):
-            return 0
+        """Make the local directory what the remote work area holds, and return how many files were fetched.
+
+        The bucket is the reference: what it holds is consistent (a marker is never there without its shards),
+        while a local scratch left by a kill may hold half-written files, or predate a later attempt on
+        another host. A local file of the same size is kept instead of fetched; local files the bucket lacks
+        are removed (their shards run again).
+        """
+        held: dict[str, tuple[str, int]] = {}
+        if self.fs.exists(self.remote):
+            prefix = self.fs._strip_protocol(self.remote).rstrip("/") + "/"
+            for path, info in self.fs.find(self.remote, detail=True).items():
+                if path.startswith(prefix):
+                    held[path[len(prefix):]] = (path, int(info.get("size") or 0))
         fetched = 0
-        for path in sorted(self.fs.find(self.remote)):
-            rel = path[len(self.fs._strip_protocol(self.remote)):].lstrip("/")
+        for _, rel, (size, _mtime) in self._local_files():
+            if rel not in held or held[rel][1] != size:
+                (self.local / rel).unlink(missing_ok=True)
+        for rel, (path, size) in sorted(held.items()):
             target = self.local / rel
-            if not rel or target.exists():
+            if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             part = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.part")
             self.fs.get_file(path, str(part))
             os.replace(part, target)
             fetched += 1
-        for _, rel, sig in self._local_files():  # what we just fetched is in the bucket already
-            self._synced.setdefault(rel, sig)
+        for _, rel, sig in self._local_files():  # all of it is in the bucket already
+            self._synced[rel] = sig
         return fetched
 
-    def sync(self, settle: float | None = SETTLE_SECONDS) -> int:
+    def sync(self, settled_only: bool = True) -> int:
         """Upload the files changed since their last upload, oldest first, stopping at the first one written less
-        than ``settle`` seconds ago (None: upload everything). Returns the number uploaded."""
-        cutoff = None if settle is None else (time.time() - settle) * 1e9
+        than half a sync interval ago (``settled_only=False``: upload everything). Returns the number uploaded."""
+        cutoff = (time.time() - self.every / 2) * 1e9 if settled_only else None
         uploaded = 0
         for mtime, rel, sig in self._local_files():
             if cutoff is not None and mtime > cutoff:
@@ -156,7 +172,7 @@ class WorkMirror:
         return self._synced.get(rel) == (st.st_size, st.st_mtime_ns)
 
     def _loop(self) -> None:
-        while not self._stop.wait(SYNC_SECONDS):
+        while not self._stop.wait(self.every):
             try:
                 self.sync()
             except Exception as e:  # noqa: BLE001 -- a failed upload costs resumability, never the build
@@ -176,7 +192,7 @@ class WorkMirror:
             self._thread.join()
         if exc[0] is not None and issubclass(exc[0], Exception):  # the build failed: keep what finished
             with contextlib.suppress(Exception):
-                self.sync(settle=None)
+                self.sync(settled_only=False)
 
     def discard(self) -> None:
         """Remove the remote work area (after the artifact is published)."""

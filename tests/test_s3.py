@@ -171,6 +171,18 @@ def test_a_failed_remote_build_resumes_from_the_bucket_on_another_host(bucket: s
     assert not [p for p in store.fs.find(f"{bucket}/home") if "/.lease-" in p]
 
 
+def test_clean_tmp_removes_the_remote_work_areas_of_complete_artifacts_only(bucket: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    store = ArtifactStore(f"s3://{bucket}/home")
+    m, _ = store.build("mix", "1", {}, [], lambda out: (out / "a").write_text("x") and {})
+    unfinished = "mix-0123456789ab"
+    for aid in (m.id, unfinished):  # a publish killed before its cleanup; a build to resume
+        store.fs.pipe(f"{store.remote_work_dir(aid)}/scratch/x", b"1")
+    assert store.clean_tmp() == 1
+    assert not store.fs.exists(store.remote_work_dir(m.id)) and store.fs.exists(store.remote_work_dir(unfinished))
+
+
 def test_work_mirror_uploads_in_write_order_and_waits_for_settled_files(bucket: str, tmp_path: Path) -> None:
     fs = s3()
     (tmp_path / "a").write_text("old enough")
@@ -178,9 +190,24 @@ def test_work_mirror_uploads_in_write_order_and_waits_for_settled_files(bucket: 
     (tmp_path / "b").write_text("just written")  # the newest: it waits, and so would anything after it
     mirror = remote.WorkMirror(fs, f"{bucket}/w", tmp_path)
     assert mirror.sync() == 1 and mirror.synced("a") and not mirror.synced("b")
-    assert mirror.sync(settle=None) == 1 and mirror.synced("b")
-    assert mirror.sync(settle=None) == 0  # unchanged files are not uploaded again
+    assert mirror.sync(settled_only=False) == 1 and mirror.synced("b")
+    assert mirror.sync(settled_only=False) == 0  # unchanged files are not uploaded again
     assert sorted(fs.find(f"{bucket}/w")) == [f"{bucket}/w/a", f"{bucket}/w/b"]
+
+
+def test_restore_makes_the_local_scratch_what_the_bucket_holds(bucket: str, tmp_path: Path) -> None:
+    fs = s3()
+    fs.pipe(f"{bucket}/w/docs-0", b"complete")
+    fs.pipe(f"{bucket}/w/done/0", b"")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "docs-0").write_text("half")  # left by a kill before another host finished shard 0
+    (tmp_path / "docs-1").write_text("finished here but never uploaded")
+    (tmp_path / "done" / "1").write_text("")
+    mirror = remote.WorkMirror(fs, f"{bucket}/w", tmp_path)
+    assert mirror.restore() == 2
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "docs-0", "done/0"]
+    assert (tmp_path / "docs-0").read_text() == "complete" and mirror.synced("docs-0")
 
 
 # ---------------------------------------------------------------------------------------------- leases
@@ -288,7 +315,9 @@ def test_a_stage_killed_on_s3_resumes_from_the_bucket_with_only_its_missing_shar
     home = f"s3://{bucket}/home"
     monkeypatch.setenv("TMPDIR", str(tmp_path / "host1"))  # the local scratch of the first run
     (tmp_path / "host1").mkdir()
-    proc = run_cli(home, inputs, "--workers", "1", wait=False)
+    with monkeypatch.context() as m:  # finished shards reach the bucket within ~0.4 s (default: ~3 s)
+        m.setenv("LMPIPE_SYNC_SECONDS", "0.25")
+        proc = run_cli(home, inputs, "--workers", "1", wait=False)
     markers = lambda: fs.glob(f"{bucket}/home/langid/.tmp-langid-*/logs/langid/completions/*")  # noqa: E731
     try:
         wait_for(lambda: len(markers()) >= 1, timeout=300, every=0.05)
@@ -303,6 +332,7 @@ def test_a_stage_killed_on_s3_resumes_from_the_bucket_with_only_its_missing_shar
     again = run_cli(home, inputs, "--workers", "1")
     assert again.returncode == 0, again.stdout + again.stderr
     (langid,) = ArtifactStore(home).list("langid")
-    assert langid.stats["shards"] == {"total": 4, "run": 4 - done, "resumed": done, "retried": 0}
-    assert s3_outputs(home) == outputs(ref)
+    assert langid.stats["shards"] == {"total": 4, "run": 4 - done, "resumed": done, "retried": 0}, (done, again.stderr)
+    got, want = s3_outputs(home), outputs(ref)
+    assert got == want, {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)}
     assert not [p for p in fs.find(f"{bucket}/home") if "/.tmp-" in p or "/.lease-" in p]
