@@ -65,13 +65,14 @@ def join_command(nproc: int, nnodes: int, rdzv_endpoint: str, node_rank: str | i
 def node0_launch(cfg: PretrainConfig) -> list[str]:
     """torchrun's options for the node that runs the DAG. With nnodes > 1 it logs the command the other
     nodes run (they may start before or after it: node 0's torchrun waits for them at the rendezvous,
-    up to the static backend's 600 s, then fails the stage), and refuses a node rank other than 0: the DAG writes the
-    artifact, so it runs where global rank 0 does."""
+    up to the static backend's 600 s, then fails the stage), and refuses a node rank other than 0: the
+    DAG writes the artifact, so it runs where global rank 0 does."""
     if cfg.nnodes > 1:
         join = join_command(cfg.nproc, cfg.nnodes, str(cfg.rdzv_endpoint))
         if cfg.node_rank != 0:
+            mine = join_command(cfg.nproc, cfg.nnodes, str(cfg.rdzv_endpoint), cfg.node_rank)
             raise ValueError(f"the DAG runs on node 0 of a multi-node run (pretrain.node_rank=0); on node "
-                             f"{cfg.node_rank} run: {join.replace('--node-rank K', f'--node-rank {cfg.node_rank}')}")
+                             f"{cfg.node_rank} run: {mine}")
         log.warning("pretrain on %d nodes: this is node 0 (rendezvous %s); start each other node K=1..%d with:\n"
                     "    %s", cfg.nnodes, cfg.rdzv_endpoint, cfg.nnodes - 1, join)
     return torchrun_args(cfg.nproc, cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint)
