@@ -431,8 +431,9 @@ def _run_ours(files: list[Path], work: Path) -> list[str]:
     from curation.stages import run_dedup
 
     tempfile.tempdir = str(work)  # run_dedup's signatures and runs go under `work` (measured as temp disk)
-    run_dedup(files, work / "out", DedupConfig())
-    return [r["id"] for r in read_documents(sorted((work / "out").glob("docs-*.parquet")))]
+    out = work.parent / f"{work.name}-out"  # the deduplicated corpus: output, not temp
+    run_dedup(files, out, DedupConfig())
+    return [r["id"] for r in read_documents(sorted(out.glob("docs-*.parquet")))]
 
 
 def _run_datatrove(files: list[Path], work: Path) -> list[str]:
@@ -555,6 +556,7 @@ def scale(sizes: list[int], skip_datatrove: bool) -> list[str]:
                 r["recall"] = sum(1 for a, b in truth if not (a in kept and b in kept)) / max(len(truth), 1)
                 rows[tool] = r
                 shutil.rmtree(work)
+                shutil.rmtree(root / f"{tool}-out", ignore_errors=True)
             for tool, r in rows.items():
                 ratio = (n / rows["lmpipe"]["cpu"]) / (n / rows["datatrove"]["cpu"]) if "datatrove" in rows else float("nan")
                 lines.append(f"| {n:,} | {mean:,.0f} | {tool} | {r['seconds']:.0f} | {n / r['cpu']:,.0f} "
@@ -573,9 +575,10 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["quality", "throughput", "incremental", "memory"])
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=int, nargs="*", default=None,
-                        help="corpus sizes for the sharded stage vs datatrove run (only this runs when given)")
+                        help="corpus sizes for the sharded stage vs datatrove run (only --scale parts run when given; "
+                             "none: the refresh cost alone)")
     parser.add_argument("--refresh-index", type=int, default=10_000_000,
-                        help="--scale: index size (100,000 real documents + stand-ins) for the second refresh")
+                        help="--scale: index size (100,000 real documents + stand-ins) for the second refresh; 0: skip")
     parser.add_argument("--skip-datatrove", action="store_true", help="--scale: our stage only")
     parser.add_argument("--scale-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -588,8 +591,10 @@ def main() -> None:
     if args.scale is not None:
         print(f"# bench/dedup.py --scale  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.node()}  "
               f"{os.cpu_count()} cores\n")
-        for name, lines in [("scale", lambda: scale(args.scale or [100_000], args.skip_datatrove)),
+        for name, lines in [("scale", lambda: scale(args.scale, args.skip_datatrove)),
                             ("refresh cost", lambda: refresh_cost(args.refresh_index))]:
+            if (name == "scale" and not args.scale) or (name == "refresh cost" and not args.refresh_index):
+                continue
             t0 = time.perf_counter()
             out = lines()
             print(f"## {name} ({time.perf_counter() - t0:.0f} s)\n")

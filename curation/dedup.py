@@ -54,6 +54,9 @@ CJK_SHINGLE_FRACTION = 0.3
 # A pair exactly at the threshold must become an LSH candidate with at least this probability.
 TARGET_CANDIDATE_PROBABILITY = 0.99
 _BATCH = 4096  # documents per vectorised signature batch
+# ... or fewer: a batch's shingling temporaries take ~60 bytes per character (code points, owners, positions,
+# word hashes as int64), so 4096 web pages of 3,400 characters peaked at ~900 MB; 2M characters stay ~130 MB.
+_BATCH_CHARS = 1 << 21
 _CHUNK = 8192  # shingles per (shingles x permutations) block: 8192 x 128 x 4 bytes = 4 MiB scratch
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}\s]+")  # punctuation, symbols, controls
 _EMPTY = np.zeros(0, dtype=np.uint32)
@@ -798,12 +801,15 @@ def _signature_pass(
     def batches() -> Iterator[tuple[list[str], list[str | None]]]:
         texts: list[str] = []
         norms: list[str | None] = []  # normalised text when the caller gave it, else None
+        chars = 0
         for doc_id, text in _checked(docs, seen):
             ids.append(doc_id)
             digest.update(doc_id.encode("utf-8") + b"\0" + xxhash.xxh64_digest(text) + b"\0")
             texts.append(text)
             norms.append(known.pop(doc_id, None))
-            if len(texts) == _BATCH:
+            chars += len(text)
+            if len(texts) == _BATCH or chars >= _BATCH_CHARS:
+                chars = 0
                 length_blocks.append(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
                 yield texts, norms
                 texts, norms = [], []
@@ -908,6 +914,7 @@ def write_shard_signatures(docs: Iterable[tuple[str, str]], prefix: Path, *, num
     key_blocks: list[np.ndarray] = [np.zeros((0, bands), dtype=np.uint32)]
     valid_blocks: list[np.ndarray] = [np.zeros(0, dtype=bool)]
     texts: list[str] = []
+    chars = 0
 
     def flush() -> None:
         norms = [normalize(t) for t in texts]
@@ -927,8 +934,10 @@ def write_shard_signatures(docs: Iterable[tuple[str, str]], prefix: Path, *, num
             digests.append(xxhash.xxh64_digest(text))
             lengths.append(len(text))
             texts.append(text)
-            if len(texts) == _BATCH:
+            chars += len(text)
+            if len(texts) == _BATCH or chars >= _BATCH_CHARS:
                 flush()
+                chars = 0
         flush()
         np.savez(prefix.with_suffix(".part.npz"), ids=np.array(ids, dtype=bytes) if ids else np.zeros(0, "S1"),
                  exact=np.array(exact, dtype="S16") if exact else np.zeros(0, "S16"),
