@@ -100,6 +100,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
 
 def _expand_url(url: str) -> list[str]:
     fs, path = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache()  # s3fs keeps listings for the life of the process: a long-lived worker would miss new files
     protocol = url.split("://", 1)[0]
     if glob.has_magic(path):
         found = sorted(fs.glob(path))

@@ -62,14 +62,31 @@ def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
     return open(text[len("file://"):] if text.startswith("file://") else text, "rb")
 
 
+# URL digests already computed by this process, by (URL, ETag or modification time, size): a run plans its ids
+# several times (plan, precheck, build), and rereading a 1 GB object each time would cost 1 GB of GETs.
+_DIGESTS: dict[tuple[str, str, int], tuple[str, int]] = {}
+
+
 def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
     """(SHA-256, bytes) of a local file or a URL, streamed in `CHUNK` reads (never the whole file in memory)."""
+    key = None
+    if is_url(path):
+        fs, stripped = fsspec.core.url_to_fs(str(path))
+        fs.invalidate_cache(stripped)  # a listing cached by a glob would hide a rewritten object
+        info = fs.info(stripped)
+        version = info.get("ETag") or info.get("mtime") or info.get("LastModified")
+        if version:
+            key = (str(path), str(version), int(info.get("size") or 0))
+            if key in _DIGESTS:
+                return _DIGESTS[key]
     h = hashlib.sha256()
     size = 0
     with open_input(path) as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
+    if key is not None:
+        _DIGESTS[key] = (h.hexdigest(), size)
     return h.hexdigest(), size
 
 

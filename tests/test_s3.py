@@ -118,6 +118,23 @@ def test_a_raw_input_url_is_hashed_by_streaming_and_counts_like_the_local_file(b
     assert [m["path"] for m in manifest] == [f"s3://{bucket}/raw/{os.path.basename(p)}" for p in local]
     assert [m["bytes"] for m in manifest] == [os.path.getsize(p) for p in local]
     assert [m["sha256"] for m in manifest] == [m["sha256"] for m in local_manifest]
+    # a digest is reused only while the object is unchanged (same ETag and size)
+    fs.pipe_file(f"{bucket}/raw/part-0.jsonl", b'{"text": "replaced"}\n')
+    again, _ = dag._file_digests([f"s3://{bucket}/raw/part-0.jsonl"])
+    assert again[0]["sha256"] == hashlib.sha256(b'{"text": "replaced"}\n').hexdigest()
+
+
+def test_a_file_added_to_the_bucket_is_seen_by_the_next_expansion(bucket: str) -> None:
+    from curation.readers import expand_inputs
+
+    fs = fsspec.filesystem("s3")  # the cached instance that readers get too
+    fs.pipe_file(f"{bucket}/raw/a.jsonl", b'{"text": "a"}\n')
+    assert expand_inputs([f"s3://{bucket}/raw/*.jsonl"]) == [f"s3://{bucket}/raw/a.jsonl"]
+    fs.ls(f"{bucket}/raw")  # a listing in s3fs's cache, as a long-lived worker would hold
+    other = fsspec.filesystem("s3", skip_instance_cache=True)  # another client adds a refresh's new input
+    other.pipe_file(f"{bucket}/raw/b.jsonl", b'{"text": "b"}\n')
+    assert expand_inputs([f"s3://{bucket}/raw/*.jsonl"]) == [f"s3://{bucket}/raw/a.jsonl",
+                                                             f"s3://{bucket}/raw/b.jsonl"]
 
 
 def test_documents_are_streamed_from_a_bucket(bucket: str, tmp_path: Path) -> None:
