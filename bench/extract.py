@@ -17,6 +17,11 @@ Sets and metrics (every extractor gets the same decoded `str`, decoded by `curat
     .venv/bin/python bench/extract.py --split    # also a split-half check of ours (odd/even pages) and
                                                  # our F1 on the fallback pages under each fallback engine
     .venv/bin/python bench/extract.py --fallback relaxed   # our extractor with another fallback engine
+    .venv/bin/python bench/extract.py --news [--test] [--show N]   # English news (L3S-GN1), frozen split by site
+
+`--news`: WCEB's L3S-GN1 English news pages (621, gold plain text), cut by site into a dev part (tuning) and a
+frozen test part (`bench/splits.py`); token P/R/F1 and pages per CPU-second against trafilatura favor_precision
+and default in the same run; `--test` adds the test part, `--show N` the dev pages ours loses most on.
 """
 
 from __future__ import annotations
@@ -212,6 +217,51 @@ def run(extractor: Callable[[str, str | None], str], pages: list[Page]) -> tuple
     return outputs, time.process_time() - start
 
 
+# ------------------------------------------------------------------- English news, frozen split by site
+
+NEWS = HTML / "wceb" / "l3s-gn1"
+NEWS_PEERS = ("trafilatura favor_precision", "trafilatura default")
+
+
+def load_news(split: str) -> list[Page]:
+    """L3S-GN1 English news pages (WCEB; gold `plaintext`) of one part of the frozen split by site
+    (`bench.splits`), so that no site's template is in both parts."""
+    from bench.splits import site_key, split_of  # noqa: PLC0415 -- bench code
+
+    gold = {row["id"]: row["plaintext"] for row in map(json.loads, gzip.open(NEWS / "ground-truth.jsonl.gz", "rt"))}
+    pages = []
+    for row in map(json.loads, (NEWS / "index.jsonl").open()):
+        if split_of(site_key(row["url"])) == split:
+            pages.append(Page("news", row["id"], _read(NEWS / row["page"]), row["url"], "en", expected=gold[row["id"]]))
+    return pages
+
+
+def news_report(splits: tuple[str, ...], show: int) -> None:
+    """Token P/R/F1 (mean over pages) and pages per CPU-second of ours against trafilatura, per split; then the
+    dev pages where ours loses most F1 to favor_precision (never test pages)."""
+    names = ["lmpipe extract_text", *NEWS_PEERS]
+    print("| split | pages | extractor | P | R | F1 | pages/CPU-s | speed vs favor_precision |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for split in splits:
+        pages = load_news(split)
+        outputs, speed, triples = {}, {}, {}
+        for name in names:
+            EXTRACTORS[name](pages[0].html, pages[0].url)  # warm-up
+            outputs[name], cpu = run(EXTRACTORS[name], pages)
+            speed[name] = len(pages) / cpu
+            triples[name] = [prf(o, p.expected) for o, p in zip(outputs[name], pages, strict=True)]
+        for name in names:
+            p, r, f1 = (sum(t[k] for t in triples[name]) / len(pages) for k in range(3))
+            print(f"| {split} | {len(pages)} | {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {speed[name]:.1f} | "
+                  f"{speed[name] / speed[NEWS_PEERS[0]]:.2f}x |")
+        if split == "dev" and show:
+            ours_, peer = triples[names[0]], triples[NEWS_PEERS[0]]
+            worst = sorted(range(len(pages)), key=lambda i: ours_[i][2] - peer[i][2])[:show]
+            for i in worst:
+                print(f"* {pages[i].url}: ours P {ours_[i][0]:.2f} R {ours_[i][1]:.2f}, favor_precision P "
+                      f"{peer[i][0]:.2f} R {peer[i][1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every 4th page only")
@@ -220,7 +270,15 @@ def main() -> None:
     parser.add_argument("--fallback", choices=extract_module.FALLBACKS,
                         help=f"our extractor's fallback engine (default {extract_module.FALLBACK}); with --split, "
                         "also our F1 on the pages that reach the fallback under every choice")
+    parser.add_argument("--news", action="store_true", help="only the L3S-GN1 English news pages, dev part of the "
+                        "frozen split by site, ours vs trafilatura (~2 min)")
+    parser.add_argument("--test", action="store_true", help="with --news: also the frozen test part (only to report "
+                        "a finished change)")
+    parser.add_argument("--show", type=int, default=0, help="with --news: list the N dev pages ours loses most on")
     args = parser.parse_args()
+    if args.news:
+        news_report(("dev", "test") if args.test else ("dev",), args.show)
+        return
     if args.fallback:
         extract_module.FALLBACK = args.fallback
     if not HTML.is_dir():

@@ -346,3 +346,46 @@ def test_ingest_counts_bad_html_payloads_as_drops(tmp_path: Path) -> None:
     stats = run_ingest([str(warc)], tmp_path / "out", IngestConfig())
     assert stats["docs_out"] == 1
     assert stats["dropped"] == {"binary": 1, "empty_text": 1}
+
+
+_PARAGRAPH = ("The council approved the new budget on Tuesday after a long debate about schools, roads and the "
+              "city's ageing water pipes, which engineers say need urgent repair before next winter. ")
+
+
+def _story(after: str) -> str:
+    body = "".join(f"<p>{_PARAGRAPH} Part {i}.</p>" for i in range(4))
+    return f"<div class='story'>{body}{after}</div>"
+
+
+def _article_page(after: str) -> str:
+    return f"<html><head><title>Budget</title></head><body>{_story(after)}</body></html>"
+
+
+def test_a_reader_comment_thread_after_the_article_is_cut() -> None:
+    # 2007-08 news templates put comments in the article's own container, with no "comment" class to see.
+    comments = "<h3>Reader Comments (2)</h3>" + "".join(
+        f"<p>I disagree with the council, the roads matter far more than anything else here. {i}</p>"
+        f"<p>Posted by: reader{i} | January 14, 2008 06:24 PM</p>" for i in range(2))
+    text = extract_text(_article_page(comments))
+    assert "Part 3." in text and "Posted by" not in text and "Reader Comments" not in text
+
+
+def test_a_comment_named_block_is_dropped_even_with_a_positive_word() -> None:
+    comments = "".join(f"<div class='commentText'><p>What a waste of money, again and again. {i}</p></div>"
+                       for i in range(3))
+    text = extract_text(_article_page(comments))
+    assert "Part 3." in text and "waste of money" not in text
+
+
+def test_a_singular_comment_column_heading_does_not_cut_the_text() -> None:
+    table = "<table><tr><th>State</th><th>Comment</th></tr><tr><td>new</td><td>Pick up new tasks.</td></tr></table>"
+    after = f"<p>Comment</p>{table}<p>{_PARAGRAPH} The end.</p>"
+    assert "The end." in extract_text(_article_page(after))
+
+
+def test_a_small_page_inside_a_form_is_read_by_the_relaxed_pass() -> None:
+    # Under FALLBACK_MIN_PAGE_TEXT trafilatura is not asked; the first pass drops the page-wide <form>.
+    html = f"<html><body><form id='aspnetForm'>{_story('')}</form></body></html>"
+    page = extract_document(html)
+    assert page.engine == "relaxed" and "Part 3." in page.text
+    assert extract_document(html, fallback="none").text == ""
