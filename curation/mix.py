@@ -475,6 +475,8 @@ class _Buckets:
                 message = batch.serialize()
                 self._files[b].write(struct.pack("<Q", message.size))
                 self._files[b].write(message)
+        del table
+        pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         self.flush()
@@ -529,12 +531,15 @@ class _ShardWriter:
     def _write_group(self, rows: int) -> None:
         table = pa.concat_tables(self._pending)
         rest = table.slice(rows)
+        # one chunk per column, as a single table slice would be: the writer's page cuts follow its input chunks
+        group = table.slice(0, rows).combine_chunks()
+        del table  # the buckets wholly in `group` are freed before the writer encodes it
         self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
         if self._writer is None:
             self.names.append(f"{self.split}-{len(self.names):05d}.parquet")
             self._writer = pq.ParquetWriter(self.out_dir / self.names[-1], self.schema, compression="zstd")
-        # one chunk per column, as a single table slice would be: the writer's page cuts follow its input chunks
-        self._writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        self._writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        del group
         self._in_shard += rows
         pa.default_memory_pool().release_unused()
         if self._in_shard == self.shard_rows:
