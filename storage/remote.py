@@ -6,18 +6,19 @@ remote work area that lets a killed build resume on any host, and leases made wi
 * **Remote work area** (`WorkMirror`). A build runs in a local scratch directory (datatrove's executors, the
   Parquet writers and the completion markers all want a local path) that a thread copies to
   ``<root>/<kind>/.tmp-<id>/`` every `SYNC_SECONDS` (``$LMPIPE_SYNC_SECONDS``). Files go up in the order they
-  were last written, and only files unchanged for half that time; a rank's completion marker is written after its shards, so the bucket
-  never holds a marker whose shards are missing or half written. A rerun first makes its local scratch a copy
-  of the bucket's work area (fetching only what differs), so the executors' resume check (completion markers)
-  skips the finished shards whichever host reruns it. At publishing, files the bucket already holds unchanged
-  are copied server side.
+  were last written, and only files unchanged for half that time; a rank's completion marker is written after
+  its shards, so the bucket never holds a marker whose shards are missing or half written. A rerun first makes
+  its local scratch a copy of the bucket's work area (fetching only what differs), so the executors' resume
+  check (completion markers) skips the finished shards whichever host reruns it. At publishing, files the
+  bucket already holds unchanged are copied server side.
 * **Leases** (`ObjectLease`). ``<root>/<kind>/.lease-<id>.json`` is created with ``If-None-Match: *`` (one
   creator wins), its heartbeat is rewritten with ``If-Match: <its ETag>``, an abandoned one is taken over with
   ``If-Match`` on the ETag that was judged abandoned (of two waiters only one wins), and it is deleted with
-  ``If-Match``. AWS S3 (since 2024), MinIO and moto honour these; `conditional_writes` probes the server once
-  and a store whose server ignores them falls back to a lease on this host only (`storage.store.Lease`): then
-  two hosts may build the same artifact at once. Their outputs are the same bytes (ids are content addressed)
-  but the work is done twice; run one orchestrator per store on such servers.
+  ``If-Match``. Tested against moto's S3 server; AWS S3 documents both conditions for PutObject (2024).
+  `conditional_writes` probes the server once (a second ``If-None-Match`` put must be refused); a server that
+  ignores them gets a lease on this host only (`storage.store.Lease`, with a warning): then two hosts may build
+  the same artifact at once. Their outputs are the same bytes (ids are content addressed) but the work is done
+  twice: run one orchestrator per store on such servers.
 
 Limits: an owner whose heartbeat stops for `LEASE_TIMEOUT_SECONDS` (a paused VM) loses its lease; it notices at
 its next heartbeat and refuses to publish. Clock skew between hosts counts against that timeout. A resume
@@ -336,7 +337,8 @@ class ObjectLease:
                 return
             if not waited:
                 name = path.rsplit("/", 1)[-1][len(LEASE_PREFIX):-5]
-                print(f"lmpipe: {name} is being built by pid {held.pid} on {held.host}; waiting for it", file=sys.stderr)
+                print(f"lmpipe: {name} is being built by pid {held.pid} on {held.host}; waiting for it",
+                      file=sys.stderr)
                 waited = True
             time.sleep(poll)
         lease = ObjectLease(mine)

@@ -292,7 +292,8 @@ class ArtifactStore:
             kind = artifact_id.rsplit("-", 1)[0]
             path = f"{self._root}/{kind}/{LEASE_PREFIX}{artifact_id}.json"
             return remote.ObjectLease.acquire(self.fs, path, done=done)
-        if not self.is_local and "memory" not in remote.protocols(self.fs) and not getattr(self, "_warned_lease", False):
+        in_process = "memory" in remote.protocols(self.fs)  # memory:// lives in this process: a local lease is exact
+        if not self.is_local and not in_process and not getattr(self, "_warned_lease", False):
             print(f"lmpipe: {self.url} offers no conditional writes: build leases hold on this host only",
                   file=sys.stderr)
             self._warned_lease = True
