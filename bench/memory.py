@@ -22,7 +22,7 @@ the ingest shards are quality_model's input, the quality shards the mix's. A `du
 added (dedup is not run: 1 for nine documents in ten, else 2, from the id hash). 16x = the 1x shards copied
 16 times (64 shards), each copy's ids and urls suffixed with its copy number, the texts unchanged.
 
-    .venv/bin/python bench/memory.py                 # ~4 min on 2 busy cores, the inputs cached after the first run
+    .venv/bin/python bench/memory.py     # ~10 min on 2 busy cores (+2 min to build the inputs, cached)
     .venv/bin/python bench/memory.py --sizes 1,4,16 --json /tmp/memory.json
     .venv/bin/python bench/memory.py --steps mix,mix-previous   # the mix rows only (~1.5 min)
 
