@@ -411,7 +411,7 @@ def _index_matches(index: dedup.DedupIndex | None, batch: str, key: np.ndarray, 
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".part.npz")
+    tmp = path.with_name(f".part-{path.name}")  # not matched by the readers' globs (ids-*.npz) if left by a kill
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
