@@ -37,13 +37,20 @@ def prefect_harness(tmp_path_factory):
 # ---- no process left behind -------------------------------------------------------------------------------
 # Every test stops what it starts; this checks it. At the end of the run, a process that did not exist when the
 # run began and is still alive (after a grace period) fails the run if it is a descendant of pytest, or an orphan
-# (re-parented to pid 1) whose command line is one of the servers the tests start. Found this way: a
+# (re-parented to pid 1) that carries this run's mark in its environment (inherited by everything the tests
+# start, so another run's processes on the same machine are never taken for ours). Found this way: a
 # `prefect server start` (the ephemeral server of an `lmpipe run` subprocess that a test killed with SIGKILL)
 # outliving `make test`. Leftovers are listed, then killed, so the machine is clean for the next run.
-_SERVERS = ("prefect", "lmpipe", "ray", "raylet", "gcs_server", "slurmctld", "slurmd", "munged", "moto",
-            "torchrun", "postgres", "minio")
+_MARK = "LMPIPE_TEST_RUN"
 _LEFTOVER_GRACE_S = 15.0
 _BEFORE: set[int] = set()
+
+
+def _marked(pid: int, token: str) -> bool:
+    try:
+        return f"{_MARK}={token}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def _processes() -> dict[int, tuple[int, str, str]]:
@@ -79,13 +86,15 @@ def _left_over() -> dict[int, str]:
         # the fork server and resource tracker of this very process end with it
         if pid in _BEFORE or pid == me or state == "Z" or "from multiprocessing." in cmd:
             continue
-        orphan_server = ppid == 1 and any(name in cmd for name in _SERVERS)
-        if descendant(pid) or orphan_server:
+        if descendant(pid) or (ppid == 1 and _marked(pid, os.environ[_MARK])):
             out[pid] = cmd[:160]
     return out
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    import uuid
+
+    os.environ[_MARK] = uuid.uuid4().hex
     _BEFORE.update(_processes())
 
 
