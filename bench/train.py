@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
 
         tokens_dir = str(write_synthetic_shards(Path(tempfile.mkdtemp(prefix="bench-train-")), vocab))
+    tokens_label = f"real: {a.tokens.name}" if a.tokens else "synthetic shards (random ids)"
     rows = []
     t0 = time.perf_counter()
     for preset in presets:
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             for variant in variants:
                 row = run_in_child(variant, preset, device, seq_len, batch, steps, warmup, a.compile, vocab, a.threads,
                                    tokens_dir)
+                if variant == LOADER and "error" not in row:
+                    row["tokens"] = tokens_label
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 runs[variant].append(row)
         for variant in variants:
