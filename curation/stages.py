@@ -495,8 +495,8 @@ def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityM
         return {"model": "shipped default", "seconds": round(time.perf_counter() - start, 3)}
     positives = [t for p in cfg.positives for t in quality.read_texts(p)]
     positive_files = {Path(p).name for p in cfg.positives}
-    negatives = [row["text"] for row in read_documents(_inputs(inputs))
-                 if row["text"] and row.get("source") not in positive_files]
+    # streamed: one batch and max_negatives pieces in memory, whatever the ingest size (bench/memory.py)
+    negatives = quality.sample_negatives(_inputs(inputs), cfg.max_negatives, cfg.seed, positive_files)
     if not positives:
         raise ValueError(f"quality_model.positives {cfg.positives} hold no document text; name "
                          "JSONL/JSON/Parquet/.txt files of curated reference text")
@@ -508,7 +508,7 @@ def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityM
     model = quality.train(positives, negatives, labelled, labels, params)
     model.info["sources"] = {"positives": sorted(positive_files), "labels": Path(cfg.labels).name if cfg.labels else None}
     path = model.save(out_dir / QUALITY_MODEL_NAME)
-    return {"model": "trained", "positives": len(positives), "negatives": min(len(negatives), cfg.max_negatives),
+    return {"model": "trained", "positives": len(positives), "negatives": len(negatives),
             "labelled": len(labelled or []), "fitted_on": model.info["fitted_on"], "bytes": path.stat().st_size,
             "top_inputs": {name: round(w, 3) for name, w in model.explain()[:5]},
             "seconds": round(time.perf_counter() - start, 3)}

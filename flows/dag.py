@@ -44,10 +44,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("filter", "3", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
-    Stage("quality_model", "3", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
-    # 3: table markup stripped before the statistics, no `pipes` statistic
+    Stage("quality_model", "4", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
+    # 3: table markup stripped before the statistics, no `pipes` statistic; 4: negatives sampled while streaming
+    # (bottom-k pieces by hash(seed, id, piece))
     Stage("quality", "5", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs
-    Stage("mix", "2", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/
+    Stage("mix", "3", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/;
+    # 3: two streaming passes and an external bucketed shuffle (shards byte-identical), report from streamed
+    # histograms and a 10,000-score sample per language
     Stage("tokenizer", "5", ("mix",)),  # 2: cross-word/cross-script pieces, HF export in hf/; 3: "▁0".."▁9",
     # indentation with the newline, repeated lines once; 4: "▁" + punctuation, digit + letter pieces;
     # 5: added pieces only from characters that are pieces (the HF export encodes identically)
