@@ -722,7 +722,7 @@ def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: 
     article = _lead(article, stats) + article
     for element in article:
         _prune(element, stats, cjk, title, relaxed, site)
-    return _cut_comments(_to_text(article)), page_chars
+    return _drop_chrome(_cut_comments(_to_text(article))), page_chars
 
 
 # A line that opens a reader-comment thread (the whole line, case-insensitive). Older news pages (2007-08
@@ -733,7 +733,8 @@ _COMMENTS_HEADING = re.compile(
     r"(?:(?:most recent |latest |recent |top )?(?:readers?'? |users?'? |your |user )?comments(?: \(\d+\))?"
     r"|\d+ (?:reader )?comments?|comments? on this (?:story|article|entry|post)"
     r"|(?:post|leave|add|write|submit) (?:a|your) comments?|have your say|join the discussion.*|discuss this (?:story|article)"
-    r"|comments are closed\.?|there are (?:currently )?no comments.*|you must be logged in to (?:post a )?comment\.?)"
+    r"|comments (?:are|have been) (?:now )?closed.*|there are (?:currently )?no comments.*"
+    r"|you must be logged in to (?:post a )?comment\.?)"
     r"\s*:?",
     re.IGNORECASE,
 )
@@ -741,16 +742,51 @@ _COMMENTS_HEADING = re.compile(
 _COMMENTS_MIN_OFFSET = 300
 
 
+# Whole lines of gallery, sharing and print chrome that sit inside article containers ("View larger image" over
+# each photo of a ctv.ca story, "Print Email this Comment" under the Newsquest papers' headlines).
+_CHROME_LINE = re.compile(
+    r"(?:view larger image|(?:click (?:here )?to )?enlarge(?: (?:image|photo))?|close|caption|previous|next"
+    r"|print|e-?mail|share|recommend|(?:print|e-?mail)(?: this)?(?: (?:story|article|page|comment))?"
+    r"|print e-?mail this comment|e-?mail (?:this )?to a friend|e-?mail to (?:a )?friend|rate this (?:article|story)"
+    r"|report this comment|(?:share|bookmark) this (?:story|article)|text size:?|font size:?)\s*[:|]?",
+    re.IGNORECASE,
+)
+
+
+def _drop_chrome(text: str) -> str:
+    """`text` without whole lines of gallery/sharing/print chrome (`_CHROME_LINE`; lines of <= 32 chars)."""
+    lines = text.split("\n")
+    kept = [line for line in lines if len(line) > 32 or not _CHROME_LINE.fullmatch(line)]
+    return text if len(kept) == len(lines) else "\n".join(kept)
+
+
+# A comment's signature line: "Posted by: tom3465, farnworth on 8:21pm Tue 1 Jan 08", "Posted by Paul on
+# January 6, 2008 2:09 PM" (a name, then a time or a year, within one short line).
+_COMMENT_SIGNATURE = re.compile(
+    r"(?:posted|submitted|written|commented) (?:by|on)\b.{0,80}?(?:\d{1,2}:\d{2}|\b(?:19|20)\d\d\b)", re.IGNORECASE
+)
+
+
 def _cut_comments(text: str) -> str:
-    """`text` up to the first line that opens a reader-comment thread (`_COMMENTS_HEADING`), when one
-    follows at least `_COMMENTS_MIN_OFFSET` characters of text."""
-    if "omment" not in text and "ave your say" not in text and "iscuss" not in text:
-        return text  # the common case: one substring scan, no line split
-    offset = 0
-    for line in text.split("\n"):
-        if offset >= _COMMENTS_MIN_OFFSET and len(line) <= 60 and _COMMENTS_HEADING.fullmatch(line):
-            return text[: offset - 1]
-        offset += len(line) + 1
+    """`text` without a reader-comment thread at its end: cut at the first line that opens one
+    (`_COMMENTS_HEADING`), or, for a thread without a heading, at the first of two or more comment
+    signatures (`_COMMENT_SIGNATURE`) less the body lines of the shortest comment; either only after at least
+    `_COMMENTS_MIN_OFFSET` characters of text."""
+    if "omment" not in text and "ave your say" not in text and "iscuss" not in text and "osted" not in text:
+        return text  # the common case: a few substring scans, no line split
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    for i, line in enumerate(lines):
+        if starts[i] >= _COMMENTS_MIN_OFFSET and len(line) <= 60 and _COMMENTS_HEADING.fullmatch(line):
+            return text[: starts[i] - 1]
+    signatures = [i for i, line in enumerate(lines) if len(line) <= 120 and _COMMENT_SIGNATURE.match(line)]
+    if len(signatures) >= 2:
+        body = min(b - a for a, b in zip(signatures, signatures[1:])) - 1  # lines of the shortest comment
+        first = signatures[0] - body
+        if starts[first] >= _COMMENTS_MIN_OFFSET:
+            return text[: starts[first] - 1]
     return text
 
 

@@ -389,3 +389,18 @@ def test_a_small_page_inside_a_form_is_read_by_the_relaxed_pass() -> None:
     page = extract_document(html)
     assert page.engine == "relaxed" and "Part 3." in page.text
     assert extract_document(html, fallback="none").text == ""
+
+
+def test_a_comment_thread_without_a_heading_is_cut_at_its_first_comment() -> None:
+    comments = "".join(f"<p>As long as he does not take advice from his cousin, all will be fine {i}.</p>"
+                       f"<p>Posted by: reader{i}, farnworth on 8:2{i}pm Tue 1 Jan 08</p>" for i in range(3))
+    text = extract_text(_article_page(comments))
+    assert "Part 3." in text and "cousin" not in text and "Posted by" not in text
+
+
+def test_gallery_and_sharing_chrome_lines_are_dropped_but_not_prose() -> None:
+    after = "<p>View larger image</p><p>Print Email this Comment</p><p>Close</p><p>Share this story with friends at work.</p>"
+    text = extract_text(_article_page(after))
+    lines = text.split("\n")
+    assert "View larger image" not in lines and "Close" not in lines and "Print Email this Comment" not in lines
+    assert "Share this story with friends at work." in lines
