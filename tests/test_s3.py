@@ -146,6 +146,22 @@ def test_documents_are_streamed_from_a_bucket(bucket: str, tmp_path: Path) -> No
     assert list(extra_columns([url])) == ["quality_score"]
 
 
+def test_quality_model_samples_its_negatives_from_shards_in_a_bucket(bucket: str, tmp_path: Path) -> None:
+    from curation import stages
+    from curation.config import QualityModelConfig
+
+    texts = [json.loads(line)["text"] for line in (REPO / "demo" / "text" / "en_c4.jsonl").open()][:200]
+    rows = [{"id": str(i), "text": t, "source": "crawl.warc.gz"} for i, t in enumerate(texts)]
+    write_documents(rows, tmp_path / "docs-00000.parquet")
+    s3().put_file(str(tmp_path / "docs-00000.parquet"), f"{bucket}/ingest/docs-00000.parquet")
+    cfg = QualityModelConfig(positives=[str(REPO / "demo" / "text" / "zh_wiki_cmrc2018.jsonl")], max_negatives=100)
+    local = stages.run_quality_model([str(tmp_path / "docs-00000.parquet")], tmp_path / "local", cfg)
+    remote_stats = stages.run_quality_model([f"s3://{bucket}/ingest/docs-00000.parquet"], tmp_path / "s3", cfg)
+    assert remote_stats["model"] == "trained" and remote_stats["negatives"] == 100
+    drop = ("seconds",)
+    assert {k: v for k, v in remote_stats.items() if k not in drop} == {k: v for k, v in local.items() if k not in drop}
+
+
 # ---------------------------------------------------------------------------------------------- builds
 
 
