@@ -207,3 +207,47 @@ def test_a_node_reading_other_shards_stops_every_rank(shards: Path, tmp_path: Pa
     assert all(p.returncode != 0 for p in procs)
     assert all("not the token shards rank 0 reads" in e for e in errs), errs[0][-2000:]
     assert not (tmp_path / "out0" / "metrics.jsonl").exists()
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# srun for two "nodes" on this machine: run the task once per node id, at once, and fail if either fails.
+while [[ "$1" == --* ]]; do shift; done
+SLURM_NODEID=0 "$@" & SLURM_NODEID=1 "$@" & wait -n || exit 1
+wait -n || exit 1
+"""
+FAKE_SCONTROL = """#!/usr/bin/env bash
+echo 127.0.0.1
+"""
+
+
+@pytest.mark.slow  # the tiny corpus and tokenizer flows, then 2 "nodes" training (~3 minutes on 2 loaded cores)
+def test_sbatch_script_trains_on_two_nodes_with_the_dag_on_node_0(tmp_path: Path) -> None:
+    """scripts/pretrain.sbatch as Slurm runs it, with `srun` and `scontrol` stand-ins that start the task as
+    node 0 and node 1 on 127.0.0.1: node 0's DAG builds the pretrain artifact, node 1 joins it."""
+    home = tmp_path / "home"
+    base = {**os.environ, "LMPIPE_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    base.pop("PREFECT_API_URL", None)
+    lmpipe = [sys.executable, "-m", "flows.cli"]
+    subprocess.run([*lmpipe, "run", "corpus", "--preset", "tiny", "--no-prefect"], cwd=REPO, env=base, check=True,
+                   capture_output=True, timeout=600)
+    (mix,) = [p.name for p in (home / "mix").iterdir()]
+    subprocess.run([*lmpipe, "run", "tokenizer", "--preset", "tiny", "--no-prefect", "--from", mix], cwd=REPO,
+                   env=base, check=True, capture_output=True, timeout=600)
+    (tokens,) = [p.name for p in (home / "tokens").iterdir()]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**base, "PATH": f"{bin_dir}{os.pathsep}{base['PATH']}", "TOKENS_ID": tokens, "GPUS_PER_NODE": "1",
+           "RDZV_PORT": str(free_port()), "SLURM_JOB_NODELIST": "node[001-002]", "SLURM_JOB_NUM_NODES": "2",
+           "SLURM_SUBMIT_DIR": str(REPO)}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "pretrain.sbatch"), "--preset", "tiny", "--no-prefect",
+                           "--set", "pretrain.device=cpu"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (built,) = [p for p in (home / "pretrain").iterdir() if (p / "manifest.json").exists()]
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["stats"]["world_size"] == 2 and manifest["config"]["nnodes"] == 2
+    assert manifest["parents"] == [tokens] and (built / "model.safetensors").exists()
+    assert "python -m model.launch --nnodes 2 --node-rank K" in proc.stderr  # the join command node 0 logs
