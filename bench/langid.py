@@ -171,10 +171,13 @@ def en_false_positives(data: list[Doc], cfg: LangIdConfig) -> None:
             continue
         if wordlist_alone(d.text):
             rule = "wordlist alone (step 4)"
+        elif len(d.text) <= SHORT_MAX_CHARS:
+            label, prob = fasttext_top(d.text.lower() if d.text.isupper() else d.text)
+            rule = f"short-text model (step 5; lid.176 {label} {prob:.2f})"
         else:
             label, prob = fasttext_top(d.text.lower() if d.text.isupper() else d.text)
-            rule = (f"lid.176 {label} {prob:.2f}, wordlist share {english_word_share(d.text):.2f} (step 6), "
-                    f"foreign segment {foreign_segment_share(d.text):.2f} (step 7)")
+            rule = (f"lid.176 {label} {prob:.2f}, wordlist share {english_word_share(d.text):.2f} (step 7), "
+                    f"foreign segment {foreign_segment_share(d.text):.2f} (step 8)")
         listed = "relabelled en" if d.fixed == "en" else "stays an error"
         text = d.text if len(d.text) <= 150 else d.text[:147] + "..."
         print(f"| {d.file}:{d.line} | {score:.3f} | {rule} | {listed} | {text.replace('|', '/')} |")
@@ -209,7 +212,7 @@ def wordlist_alone(text: str) -> bool:
 
 
 def split_half(sentences: list[Doc]) -> None:
-    """Re-tune the English rule of step 6 (EN_PROB_WEIGHT, min_score['en']) on one half of the sentences and
+    """Re-tune the English rule of step 7 (EN_PROB_WEIGHT, min_score['en']) on one half of the sentences and
     measure it on the other: halves by line parity, and by alternate language files (en lines by parity).
     Precision is shown raw and against the relabelled gold (label-noise list)."""
     # (gold, line number, fastText label, prob, wordlist share, relabelled gold, foreign segment share or -1)
@@ -225,7 +228,7 @@ def split_half(sentences: list[Doc]) -> None:
     langs = sorted({f[0] for f in feats if f[0] != "en"})
 
     def measure(rows: list[tuple], w: float, t: float) -> tuple[float, float, float]:
-        """(raw recall, raw precision, relabelled precision), step 7 (foreign segment) applied as in identify."""
+        """(raw recall, raw precision, relabelled precision), step 8 (foreign segment) applied as in identify."""
         tp = fp = tp_fixed = fp_fixed = 0
         for gold, _, label, prob, share, fixed, segment in rows:
             yes = label == "en" and prob >= EN_MIN_PROB and w * prob + (1 - w) * share >= t
@@ -258,8 +261,8 @@ def split_half(sentences: list[Doc]) -> None:
                   f"{fmt(results[(w, t)])} | {fmt(measure(test, w, t))} | {fmt(measure(test, EN_PROB_WEIGHT, shipped))} |")
 
     # Step 7's parameters were fixed before measuring (curation/langid.py): how often it fires on each half, among
-    # the lines step 6 sees (fastText en >= EN_MIN_PROB, not taken by step 4).
-    print("\n| split | half | step 7 fires on foreign candidates | on English candidates (relabelled gold) |")
+    # the lines step 7 sees (fastText en >= EN_MIN_PROB, not taken by step 4).
+    print("\n| split | half | step 8 fires on foreign candidates | on English candidates (relabelled gold) |")
     print("|---|---|---|---|")
     for split, first in halves.items():
         for half in (True, False):
@@ -271,7 +274,7 @@ def split_half(sentences: list[Doc]) -> None:
 
 def english_outside_lingua(cfg: LangIdConfig) -> None:
     """Share of English documents from outside lingua kept as en (ours vs plain lid.176, same threshold), and how
-    many of ours sit exactly at step 7's cap (a foreign segment found). Alpaca, rasbt and Shakespeare are not in
+    many of ours sit exactly at step 8's cap (a foreign segment found). Alpaca, rasbt and Shakespeare are not in
     the wordlist's sources; C4 and Dolma pages are (marked *)."""
     sft, text = DATA / "sft", DATA / "text" / "en"
     jsonl = lambda path: [json.loads(line)["text"] for line in path.open(encoding="utf-8") if line.strip()]  # noqa: E731
@@ -286,7 +289,7 @@ def english_outside_lingua(cfg: LangIdConfig) -> None:
     }
     t = cfg.min_score["en"]
     print("\n| English outside lingua | docs | kept as en: ours | peer: plain lid.176 "
-          "| ours at step 7's cap (foreign segment; some would miss 0.75 anyway) |")
+          "| ours at step 8's cap (foreign segment; some would miss 0.75 anyway) |")
     print("|---|---:|---:|---:|---:|")
     for name, texts in sets.items():
         texts = [x for x in texts if x.strip()]
