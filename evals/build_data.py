@@ -139,7 +139,7 @@ def reference_texts(agieval: Path) -> dict[str, list[str]]:
     for lang, path, n in (("en", "data/v1/sat-en.jsonl", 20), ("zh", "data/v1/gaokao-chinese.jsonl", 40)):
         passages = [json.loads(line)["passage"] for line in git_lines(agieval, path)]
         unique = [p.replace("__", "").strip() for p in dict.fromkeys(p for p in passages if p)]
-        out[lang] = unique[:n]
+        out[lang] = [p for p in unique if len(p) >= 200][:n]  # a few "passages" are only a heading
     return out
 
 
@@ -150,16 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agieval", type=Path, required=True)
     a = p.parse_args(argv)
     o = a.olmo
+
+    def arrow(sub: str) -> list[dict[str, Any]]:
+        return read_arrow(o / sub / "data-00000-of-00001.arrow")
+
     builders: dict[str, Callable[[], list[Item]]] = {
-        "arc_easy": lambda: _letter_items(read_arrow(o / "ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow"), "question"),
-        "arc_challenge": lambda: _letter_items(read_arrow(o / "ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"), "question"),
-        "openbookqa": lambda: _letter_items(read_arrow(o / "openbookqa/main/validation/data-00000-of-00001.arrow"),
+        "arc_easy": lambda: _letter_items(arrow("ai2_arc/ARC-Easy/validation"), "question"),
+        "arc_challenge": lambda: _letter_items(arrow("ai2_arc/ARC-Challenge/validation"), "question"),
+        "openbookqa": lambda: _letter_items(arrow("openbookqa/main/validation"),
                                             "question_stem", prefix="", suffix=""),
-        "commonsenseqa": lambda: _letter_items(read_arrow(o / "tau/commonsense_qa/none/validation/data-00000-of-00001.arrow"), "question"),
-        "hellaswag": lambda: hellaswag(read_arrow(o / "hellaswag/none/validation/data-00000-of-00001.arrow")),
-        "piqa": lambda: piqa(read_arrow(o / "piqa/plain_text/validation/data-00000-of-00001.arrow")),
-        "copa": lambda: copa(read_arrow(o / "super_glue/copa/validation/data-00000-of-00001.arrow")),
-        "winogrande": lambda: winogrande(read_arrow(o / "winogrande/winogrande_xl/validation/data-00000-of-00001.arrow")),
+        "commonsenseqa": lambda: _letter_items(arrow("tau/commonsense_qa/none/validation"), "question"),
+        "hellaswag": lambda: hellaswag(arrow("hellaswag/none/validation")),
+        "piqa": lambda: piqa(arrow("piqa/plain_text/validation")),
+        "copa": lambda: copa(arrow("super_glue/copa/validation")),
+        "winogrande": lambda: winogrande(arrow("winogrande/winogrande_xl/validation")),
         "xcopa_zh": lambda: xcopa_zh(git_lines(a.xcopa, "data/zh/test.zh.jsonl")),
         "gaokao_history": lambda: gaokao(git_lines(a.agieval, "data/v1/gaokao-history.jsonl")),
         "gaokao_geography": lambda: gaokao(git_lines(a.agieval, "data/v1/gaokao-geography.jsonl")),

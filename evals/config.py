@@ -27,5 +27,9 @@ class EvalConfig(BaseModel):
         default=None, gt=0, description="Score only the first N items of each task (quick runs; None: all)."
     )
     reference_bpb: bool = Field(default=True, description="Bits per byte on the shipped held-out reference texts.")
+    window: int | None = Field(
+        default=None, gt=0, description="Tokens one scored sequence may hold; longer ones keep their end "
+        "(None: the model's pretraining seq_len; RoPE extends past it, untrained).",
+    )
     batch_size: int = Field(default=32, gt=0, description="Sequences scored per forward pass.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps.")

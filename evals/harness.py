@@ -45,9 +45,11 @@ class Scorer:
     tok: Any
     device: torch.device
     batch_size: int = 32
+    window: int | None = None  # tokens a sequence may hold (None: the model's pretraining seq_len)
 
     @classmethod
-    def load(cls, model_dir: Path | str, device: str = "auto", batch_size: int = 32) -> "Scorer":
+    def load(cls, model_dir: Path | str, device: str = "auto", batch_size: int = 32,
+             window: int | None = None) -> "Scorer":
         from model import checkpoint
         from model.runtime import resolve_device
         from model.tok import load_tokenizer
@@ -55,11 +57,11 @@ class Scorer:
         model_dir = Path(model_dir)
         dev = resolve_device(device)
         tok = load_tokenizer(model_dir / checkpoint.TOKENIZER_DIR)
-        return cls(checkpoint.load_model(model_dir, dev).eval(), tok, dev, batch_size)
+        return cls(checkpoint.load_model(model_dir, dev).eval(), tok, dev, batch_size, window)
 
     @property
     def max_len(self) -> int:
-        return int(self.model.config.seq_len)
+        return self.window or int(self.model.config.seq_len)
 
     def readable(self, ids: list[int]) -> bool:
         unk = self.tok.special_tokens.get("unk")
@@ -67,8 +69,8 @@ class Scorer:
         return all(i != unk and 0 <= i < vocab for i in ids)
 
     def split(self, context: str, choice: str) -> tuple[list[int], list[int]]:
-        """(context ids, continuation ids) the way lm-eval splits them (trailing context spaces move over)."""
-        stripped = context.rstrip(" ")
+        """(context ids, continuation ids) the way lm-eval splits them (trailing context whitespace moves over)."""
+        stripped = context.rstrip()
         choice = context[len(stripped):] + choice
         ctx = self.tok.encode(stripped)
         whole = self.tok.encode(stripped + choice)
@@ -183,8 +185,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
                     f"{t['chance']:.3f} | {t['centred']:+.3f} | {t['malformed']} | {t['unencodable']} |")
     agg = ", ".join(f"{k} {v:+.3f}" for k, v in result["aggregate"].items())
     bpb = ", ".join(f"{k} {v:.3f}" for k, v in result["bpb"].items())
-    text = "\n".join(["# Eval", "", *rows, "", f"**Centred accuracy**: {agg or 'n/a'}",
-                      "", f"**Reference bits per byte**: {bpb or 'n/a'}", ""])
+    text = "\n".join(["# Eval", "", *rows, "", f"**Centred accuracy**: {agg or 'n/a'}", "",
+                      f"**Reference bits per byte**: {bpb or 'n/a'}", "", "![centred accuracy per task](eval.png)", ""])
     (out_dir / "eval.md").write_text(text, encoding="utf-8")
 
     import matplotlib
@@ -206,6 +208,20 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
     plt.close(fig)
 
 
+def eval_markdown(out_dir: Path | str, inline_plot: bool = True) -> str | None:
+    """eval.md of an eval artifact, its plot inlined as a data URI (the Prefect UI cannot load local files)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "eval.md").exists():
+        return None
+    md = (out_dir / "eval.md").read_text(encoding="utf-8")
+    if inline_plot and (out_dir / "eval.png").exists():
+        import base64
+
+        data = base64.b64encode((out_dir / "eval.png").read_bytes()).decode("ascii")
+        md = md.replace("](eval.png)", f"](data:image/png;base64,{data})")
+    return md
+
+
 def run_eval(model_dir: Path | str, out_dir: Path | str, cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Evaluate the model in `model_dir`, write eval.json/eval.md/eval.png to `out_dir`, return the stats."""
     cfg = cfg or EvalConfig()
@@ -213,7 +229,7 @@ def run_eval(model_dir: Path | str, out_dir: Path | str, cfg: EvalConfig | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     tasks = load_suite(cfg.tasks, cfg.extra_tasks, cfg.max_items)
-    scorer = Scorer.load(model_dir, cfg.device, cfg.batch_size)
+    scorer = Scorer.load(model_dir, cfg.device, cfg.batch_size, cfg.window)
     per_task = {t.name: score_task(scorer, t) for t in tasks}
     result = {
         "tasks": per_task,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from evals.config import EvalConfig
-from evals.harness import Scorer, aggregate, centred, run_eval, score_task
+from evals.harness import Scorer, aggregate, centred, eval_markdown, run_eval, score_task
 from evals.tasks import DATA_DIR, SHIPPED, Item, Task, load_extra, load_jsonl_task, load_suite, reference_texts
 from model.checkpoint import copy_tokenizer, save_model
 from model.config import GPTConfig
@@ -188,27 +188,86 @@ def test_run_eval_writes_json_table_plot(model_dir: Path, tmp_path: Path) -> Non
     assert stats["items"] == 36 and stats["malformed"] == 0 and math.isfinite(stats["centred"])
     assert "| copa | en | 12 |" in (tmp_path / "eval.md").read_text(encoding="utf-8")
     assert (tmp_path / "eval.png").stat().st_size > 1000
+    assert "](data:image/png;base64," in eval_markdown(tmp_path)
 
 
-@pytest.mark.slow
-def test_a_trained_model_beats_a_random_one_on_reference_bits_per_byte(model_dir: Path, tmp_path: Path) -> None:
-    """Training on zh + en text (not the reference texts) lowers reference bits per byte in both languages."""
+@pytest.fixture(scope="module")
+def trained_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture model's tokenizer, a depth-1 model pretrained for 80 steps on demo zh + en text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from model.config import PretrainConfig
     from model.pretrain import pretrain
     from tokenizer import TokensConfig, encode_corpus
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    root = tmp_path_factory.mktemp("trained")
     docs = _demo_texts("en_c4.jsonl", 80) + _demo_texts("zh_wiki_cmrc2018.jsonl", 120)
     for split, part in (("train", docs[1:]), ("val", docs[:1] * 4)):
-        pq.write_table(pa.table({"id": [str(i) for i in range(len(part))], "text": part}), tmp_path / f"{split}.parquet")
-    files = {s: [str(tmp_path / f"{s}.parquet")] for s in ("train", "val")}
+        pq.write_table(pa.table({"id": [str(i) for i in range(len(part))], "text": part}), root / f"{split}.parquet")
+    files = {s: [str(root / f"{s}.parquet")] for s in ("train", "val")}
     tok_dir = model_dir / "tokenizer"
-    encode_corpus(files, tok_dir, tmp_path / "tokens", TokensConfig(num_workers=1))
+    encode_corpus(files, tok_dir, root / "tokens", TokensConfig(num_workers=1))
     cfg = PretrainConfig(depth=1, seq_len=64, batch_size=8, steps=80, warmup_steps=5, eval_every=80,
                          eval_batches=1, device="cpu")
-    pretrain(tmp_path / "tokens", tmp_path / "trained", cfg, tokenizer_dir=tok_dir)
+    pretrain(root / "tokens", root / "model", cfg, tokenizer_dir=tok_dir)
+    return root / "model"
+
+
+@pytest.mark.slow
+def test_a_trained_model_beats_a_random_one_on_reference_bits_per_byte(
+    model_dir: Path, trained_dir: Path, tmp_path: Path
+) -> None:
+    """Training on zh + en text (not the reference texts) lowers reference bits per byte in both languages."""
     off = dict(tasks=["copa"], max_items=4, device="cpu")
     before = run_eval(model_dir, tmp_path / "e0", EvalConfig(**off))
-    after = run_eval(tmp_path / "trained", tmp_path / "e1", EvalConfig(**off))
+    after = run_eval(trained_dir, tmp_path / "e1", EvalConfig(**off))
     assert after["bpb_en"] < before["bpb_en"] and after["bpb_zh"] < before["bpb_zh"]
+
+
+LM_EVAL_TASKS = ["copa", "arc_easy", "piqa", "xcopa_zh"]
+LM_EVAL_ITEMS = 100
+WINDOW = 256  # > the longest PIQA solution in tokens of the 2,048-piece tokenizer; lm-eval refuses longer ones
+
+
+def _lm_eval_yaml(name: str) -> str:
+    """An lm-eval task over our shipped JSONL file: the same items, contexts and choices, no delimiter added."""
+    return (f"task: lmpipe_{name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+            f"    test: {DATA_DIR / (name + '.jsonl')}\ntest_split: test\noutput_type: multiple_choice\n"
+            "doc_to_text: context\ndoc_to_choice: choices\ndoc_to_target: label\ntarget_delimiter: ''\n"
+            "metric_list:\n  - metric: acc\n  - metric: acc_norm\n")
+
+
+@pytest.mark.slow
+def test_accuracy_equals_lm_eval_on_the_exported_model(
+    trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EleutherAI's lm-eval on the Hugging Face export (model.export, what `lmpipe export` writes), its tasks
+    pointed at our files, gives our accuracies to +-0.005 (measured: equal)."""
+    pytest.importorskip("lm_eval")
+    pytest.importorskip("transformers")
+    for var, value in (("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets")), ("HF_DATASETS_OFFLINE", "1"),
+                       ("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        monkeypatch.setenv(var, value)
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+    from model.export import main as export_main
+
+    assert export_main([str(trained_dir), str(tmp_path / "hf")]) == 0
+    (tmp_path / "tasks").mkdir()
+    for name in LM_EVAL_TASKS:
+        (tmp_path / "tasks" / f"lmpipe_{name}.yaml").write_text(_lm_eval_yaml(name), encoding="utf-8")
+    theirs = simple_evaluate(
+        model="hf", model_args=f"pretrained={tmp_path / 'hf'},add_bos_token=True,dtype=float32,max_length={WINDOW}",
+        tasks=[f"lmpipe_{n}" for n in LM_EVAL_TASKS], task_manager=TaskManager(include_path=str(tmp_path / "tasks")),
+        limit=LM_EVAL_ITEMS, device="cpu", batch_size=16, num_fewshot=0,
+    )["results"]
+    ours = run_eval(trained_dir, tmp_path / "ours", EvalConfig(
+        tasks=LM_EVAL_TASKS, max_items=LM_EVAL_ITEMS, device="cpu", reference_bpb=False, window=WINDOW))
+    mine = json.loads((tmp_path / "ours" / "eval.json").read_text(encoding="utf-8"))["tasks"]
+    assert ours["unencodable"] == 0
+    for name in LM_EVAL_TASKS:
+        got = theirs[f"lmpipe_{name}"]
+        print(f"{name}: ours acc {mine[name]['acc']:.3f} acc_norm {mine[name]['acc_norm']:.3f}; "
+              f"lm-eval acc {got['acc,none']:.3f} acc_norm {got['acc_norm,none']:.3f}")
+        assert mine[name]["acc"] == pytest.approx(got["acc,none"], abs=0.005), name
+        assert mine[name]["acc_norm"] == pytest.approx(got["acc_norm,none"], abs=0.005), name
