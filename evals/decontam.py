@@ -19,20 +19,22 @@ item does not hide it.
 * Lookup is one pass over the document's `MIN_TOKENS`-grams (the anchor every indexed gram starts with);
   only an anchor hit checks the longer grams that start there, so clean text costs one hash per token.
 
-API: `overlaps(text) -> [set names]` and `drop_reason(text) -> "decontam:<set>" | None` on the shipped index
-(built once per process, < 1 s); `DecontamIndex.build(...)` for other sets (``eval.extra_tasks``).
+API: `overlaps(text) -> [set names]` and `drop_reason(text, index) -> "decontam:<set>" | None` on the shipped
+index (built once per process, < 1 s); `index_for(extra)` adds the user's sets (``eval.extra_tasks`` syntax);
+`fingerprint()` for the id of an artifact decontaminated with this index.
 Measured on real data by bench/decontam.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable
 
-from evals.tasks import SHIPPED, Item, Task, load_suite, reference_texts
+from evals.tasks import DATA_DIR, SHIPPED, Item, Task, load_suite, reference_texts
 
 N = {"en": 13, "zh": 13}  # n-gram size per item language (module docstring: why)
 MIN_TOKENS = 4  # shorter items are not indexed (none of the shipped ones); 4 finds every shipped item
@@ -111,6 +113,24 @@ class DecontamIndex:
 def shipped_index() -> DecontamIndex:
     """The index of every shipped eval set and reference text (built on first use, once per process)."""
     return DecontamIndex.build(load_suite(list(SHIPPED)), reference_texts())
+
+
+@lru_cache(maxsize=4)
+def index_for(extra: tuple[str, ...] = ()) -> DecontamIndex:
+    """The shipped index, plus the user's own sets (``[NAME=]PATH`` as in ``eval.extra_tasks``) when given."""
+    if not extra:
+        return shipped_index()
+    return DecontamIndex.build(load_suite(list(SHIPPED), list(extra)), reference_texts())
+
+
+def fingerprint() -> str:
+    """sha256 over the shipped eval files and the n-gram settings: what a decontaminated artifact's id should
+    cover, so new eval data or another n gives a new artifact."""
+    h = hashlib.sha256(repr((sorted(N.items()), MIN_TOKENS)).encode())
+    for path in sorted(DATA_DIR.rglob("*.jsonl")):
+        h.update(path.relative_to(DATA_DIR).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def overlaps(text: str) -> list[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import random
 
-from evals.decontam import DecontamIndex, drop_reason, item_text, overlaps, shipped_index, tokens
+from evals.decontam import (DecontamIndex, drop_reason, fingerprint, index_for, item_text, overlaps, shipped_index,
+                            tokens)
 from evals.tasks import SHIPPED, Item, Task, load_suite, reference_texts
 from shared_data import DATA, needs  # noqa: E402  (tests/ is on sys.path)
 
@@ -70,6 +71,17 @@ def test_short_items_are_counted_not_indexed_and_extra_sets_index() -> None:
     assert index.unindexed == {"mine": 1} and index.grams == {"mine": 1}
     assert index.overlaps("Kids ask: what colour is a ripe lemon on the tree in Summer?") == ["mine"]
     assert index.overlaps("What colour is a ripe lemon on the tree?") == []
+
+
+def test_user_sets_join_the_index_and_the_fingerprint_is_stable(tmp_path) -> None:
+    row = {"context": "Which river flows through the old capital of the northern", "choices": [" kingdom", " x"],
+           "label": 0}
+    (tmp_path / "private.jsonl").write_text(json.dumps(row), encoding="utf-8")
+    index = index_for((f"private={tmp_path / 'private.jsonl'}",))
+    doc = HOST_EN + " which river flows through the old capital of the Northern Kingdom? " + HOST_EN
+    assert drop_reason(doc, index) == "decontam:private" and drop_reason(doc) is None
+    assert index_for() is shipped_index()
+    assert fingerprint() == fingerprint() and len(fingerprint()) == 16
 
 
 def test_clean_wikipedia_paragraphs_are_kept() -> None:
