@@ -244,13 +244,15 @@ def short_en_features(text: str, top3: list[tuple[float, str]]) -> list[float]:
     missing from the wordlist (up to 3, over 3: names are capitalised, so these are foreign evidence)."""
     p_en = sum(prob for prob, label in top3 if label == "en")
     p_other = max((prob for prob, label in top3 if label != "en"), default=0.0)
-    words = WORD.findall(text)
-    found, total = _english_words_found(text)
+    words = WORD.findall(text)  # one pass for every word feature (a short text: at most ~20 words)
+    listed = english_words()
+    head = words[:EN_LEXICON_WORDS]
+    found = sum(map(listed.__contains__, map(str.lower, head)))
+    total = len(head)
     share = found / total if total else 0.0
     non_ascii = 0.0 if text.isascii() else float(any(not w.isascii() for w in words))
     capitals = sum(w[0].isupper() for w in words) / len(words) if words else 0.0
-    listed = english_words()
-    unlisted = sum(1 for w in words[:EN_LEXICON_WORDS] if w.islower() and w not in listed)
+    unlisted = sum(1 for w in head if w.islower() and w not in listed)
     return [p_en, p_other, share, min(total, 8) / 8, share if total >= 2 else 0.0, non_ascii, capitals,
             min(unlisted, 3) / 3]
 
