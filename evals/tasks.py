@@ -146,6 +146,15 @@ def load_extra(path: str) -> Task:
     return load_jsonl_task(p, name)
 
 
+def extra_files(extra: list[str]) -> list[str]:
+    """The files behind ``eval.extra_tasks`` entries (a directory: its CSV files), for artifact ids."""
+    out = []
+    for entry in extra:
+        p = Path(entry.rpartition("=")[2] if "=" in entry else entry).expanduser()
+        out += [str(f) for f in sorted(p.glob("*.csv"))] if p.is_dir() else [str(p)]
+    return out
+
+
 def load_suite(names: list[str], extra: list[str] | None = None, max_items: int | None = None) -> list[Task]:
     """The shipped tasks named (in order), then the extra ones; each cut to its first `max_items` items."""
     unknown = [n for n in names if n not in SHIPPED]

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from evals.config import EvalConfig
 from evals.harness import Scorer, aggregate, centred, eval_markdown, run_eval, score_task
-from evals.tasks import DATA_DIR, SHIPPED, Item, Task, load_extra, load_jsonl_task, load_suite, reference_texts
+from evals.tasks import (DATA_DIR, SHIPPED, Item, Task, extra_files, load_extra, load_jsonl_task, load_suite,
+                         reference_texts)
 from model.checkpoint import copy_tokenizer, save_model
 from model.config import GPTConfig
 from model.gpt import GPT
@@ -109,6 +110,7 @@ def test_csv_sets_load_as_extra_tasks_with_bad_rows_counted(tmp_path: Path) -> N
         ",Question,A,B,C,D,Answer\n0,秦朝统一六国是在哪一年？,公元前221年,公元前206年,公元前202年,公元前230年,A\n"
         "1,缺答案的题,甲,乙,丙,丁,\n", encoding="utf-8")
     task = load_extra(str(sub))
+    assert extra_files([f"mine={sub}"]) == [str(sub / "history.csv")]
     assert (task.name, task.lang, len(task.items), task.malformed) == ("cmmlu_like", "zh", 1, 1)
     assert task.items[0].choices[0] == "公元前221年" and task.items[0].label == 0
     with pytest.raises(FileNotFoundError, match="does not exist"):
