@@ -50,7 +50,8 @@ class LangIdConfig(_Config):
         "share of letters (0.5 = at least as many Han characters as other-script words). en: the share of words in "
         "the English wordlist (alone when >= 0.9 of >= 8 words), else 0.3 x fastText probability + 0.7 x that "
         "share; 0.75 keeps 0.96 of lingua's English sentences and rejects nearly all Latin-script sentences "
-        "lid.176 calls English (bench/langid.py).",
+        "lid.176 calls English (bench/langid.py). Texts of <= 40 characters: the short-text model's English "
+        "probability (curation.langid, fitted by bench/langid.py --fit-short).",
     )
     default_min_score: float = Field(
         0.5, ge=0.0, le=1.0, description="Minimum probability for kept languages missing from min_score."

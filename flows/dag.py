@@ -36,11 +36,14 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "6", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
+    Stage("ingest", "7", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
     # 5: no fallback under 2500 chars of page text (ingest.fallback_min_page_chars), headings as paragraphs,
     # teaser headlines kept; 6: one shard per raw input file (docs-{rank}.parquet), every sharded stage below
-    # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5)
-    Stage("langid", "5", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap
+    # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5); 7: reader-comment threads cut,
+    # "comment" blocks and gallery/sharing chrome lines dropped, article <form>s kept, relaxed retry of emptied pages
+    Stage("langid", "6", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
+    # 6: mojibake repaired (ftfy's encoding fixes; UTF-8 read as GBK) or dropped before identification, texts of
+    # <= 40 characters scored by the short-text model
     Stage("filter", "3", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
