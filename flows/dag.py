@@ -366,14 +366,16 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
         tokens = store.get(ids["tokens"])
         tok_dir = store.local_dir(tokens.parents[0] if tokens.parents[0].startswith("tokenizer-")
                                   else tokens.parents[1])
+        # --resume-latest: a re-run of a killed or failed build continues from the last complete checkpoint that
+        # the trainer left in its (kept, see run_stage) build directory; the config carries the save cadence.
         return lambda out: _run_subprocess("model.pretrain", [
             "--tokens", str(store.local_dir(ids["tokens"])), "--out", str(out),
-            "--config", json.dumps(cfg.pretrain.model_dump(mode="json")), "--tokenizer", str(tok_dir)],
+            "--config", cfg.pretrain.cli_json(), "--tokenizer", str(tok_dir), "--resume-latest"],
             nproc=cfg.pretrain.nproc, torchrun=node0_launch(cfg.pretrain))
     if name == "sft":
         return lambda out: _run_subprocess("model.sft", [
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),
-            "--config", json.dumps(cfg.sft.model_dump(mode="json")), "--data", *cfg.sft_data])
+            "--config", cfg.sft.cli_json(), "--resume-latest", "--data", *cfg.sft_data])
     raise UserError(f"unknown stage '{name}'")
 
 
@@ -443,7 +445,8 @@ def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[st
 
     conf, parents, raw = stage_identity(name, cfg, ids)
     return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids, progress),
-                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id, resumable=name in SHARDED,
+                       inputs=raw, refresh=refresh, flow_run_id=flow_run_id,
+                       resumable=name in (*SHARDED, "pretrain", "sft"),  # training resumes from its checkpoint
                        code=stage_code(name))
 
 

@@ -14,12 +14,19 @@ Under FSDP (`pretrain.parallel="fsdp"`) every rank holds a shard of each weight:
 `optimizer_state` gather the full tensors onto rank 0's CPU (collectives: every rank must call them),
 rank 0 writes the same files as a single-process run, and on resume every rank reads the full files and
 keeps its shard (`load_optimizer_state`).
+
+A training checkpoint lives in `OUT/checkpoint`. It is written to `checkpoint.part`, then swapped in by
+renames (old -> `checkpoint.old`, new -> `checkpoint`, then the old one is deleted), so a kill at any
+moment leaves one complete checkpoint: `latest_checkpoint` finds it (a missing `checkpoint` after a kill
+in the middle of the swap means `checkpoint.old` is the one; a `checkpoint.part` is never trusted).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,22 +190,73 @@ def save_training_state(
     loader_state: dict[str, Any],
     losses: list[float],
     train_config: BaseModel,
+    rng: dict[str, Any] | None = None,
 ) -> None:
     """Everything exact resume needs: weights, optimizer moments, torch RNG, loader position, step, losses.
-    `weights` / `optim_state` come from `model_state` / `optimizer_state` (gathered on rank 0 under FSDP).
+    `weights` / `optim_state` come from `model_state` / `optimizer_state` (gathered on rank 0 under FSDP);
+    `rng`: more generator states to restore (JSON-like, e.g. SFT's numpy batch order), kept in state.json.
 
-    Written to a temporary name and renamed, so a crash while saving leaves the previous checkpoint intact.
+    Written to `<ckpt_dir>.part` (files fsynced, state.json last) and swapped in by renames, so a kill or a
+    crash at any point leaves a complete checkpoint that `latest_checkpoint` finds.
     """
     ckpt_dir = Path(ckpt_dir)
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".part")
+    tmp, old = _sibling(ckpt_dir, PART), _sibling(ckpt_dir, ASIDE)
     if tmp.exists():
         shutil.rmtree(tmp)
     save_model(tmp, model, train_config, state=weights)
     torch.save({"optimizer": optim_state, "extra": {"torch_rng": torch.get_rng_state()}}, tmp / OPTIMIZER)
-    (tmp / TRAINING_STATE).write_text(json.dumps({"step": step, "loader": loader_state, "losses": losses}))
+    state = {"step": step, "loader": loader_state, "losses": losses, **({"rng": rng} if rng is not None else {})}
+    (tmp / TRAINING_STATE).write_text(json.dumps(state))
+    _fsync_files(tmp)  # a power cut after the rename must not leave a renamed but empty file
     if ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
+        if old.exists():  # left by an earlier swap that was cut short; ckpt_dir is the newer complete one
+            shutil.rmtree(old)
+        ckpt_dir.rename(old)
     tmp.rename(ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+CHECKPOINT = "checkpoint"
+PART, ASIDE = ".part", ".old"
+
+
+def _sibling(ckpt_dir: Path, suffix: str) -> Path:
+    return ckpt_dir.with_name(ckpt_dir.name + suffix)
+
+
+def _fsync_files(directory: Path) -> None:
+    for f in sorted(directory.rglob("*")):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def is_complete(ckpt_dir: Path | str) -> bool:
+    """Whether a directory holds a whole training checkpoint (state.json is written last)."""
+    ckpt_dir = Path(ckpt_dir)
+    return all((ckpt_dir / name).is_file() for name in (WEIGHTS, MODEL_CONFIG, OPTIMIZER, TRAINING_STATE))
+
+
+def latest_checkpoint(out_dir: Path | str) -> Path | None:
+    """The complete checkpoint a re-run of `out_dir` resumes from: `OUT/checkpoint`, or `OUT/checkpoint.old`
+    when a kill came between the two renames of the swap; None when there is none (start from scratch).
+    `OUT/checkpoint.part` (being written) is never taken."""
+    main = Path(out_dir) / CHECKPOINT
+    for candidate in (main, _sibling(main, ASIDE)):
+        if is_complete(candidate):
+            return candidate
+    return None
+
+
+def remove_checkpoints(out_dir: Path | str) -> None:
+    """Delete `OUT/checkpoint` and its `.part` / `.old` siblings: a finished model directory does not carry
+    the optimizer state (twice the weights' size) into the artifact."""
+    main = Path(out_dir) / CHECKPOINT
+    for d in (main, _sibling(main, PART), _sibling(main, ASIDE)):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def check_same_model(ckpt_dir: Path | str, cfg: GPTConfig) -> None:
@@ -215,8 +273,8 @@ def check_same_model(ckpt_dir: Path | str, cfg: GPTConfig) -> None:
 
 def read_training_state(ckpt_dir: Path | str, model: GPT) -> dict[str, Any]:
     """Check the checkpoint fits `model`, load its weights into `model` (before any FSDP sharding) and
-    restore the torch RNG; returns ``{"step", "loader", "losses", "optimizer"}`` (the optimizer state
-    goes to `load_optimizer_state` once the optimizer exists)."""
+    restore the torch RNG; returns ``{"step", "loader", "losses", "optimizer"}`` and ``"rng"`` when one was
+    saved (the optimizer state goes to `load_optimizer_state` once the optimizer exists)."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / TRAINING_STATE).is_file():
         raise FileNotFoundError(f"{ckpt_dir} holds no training checkpoint ({TRAINING_STATE}); pass a checkpoint/ directory")
@@ -228,3 +286,39 @@ def read_training_state(ckpt_dir: Path | str, model: GPT) -> dict[str, Any]:
     blob = torch.load(ckpt_dir / OPTIMIZER, map_location="cpu", weights_only=True)
     torch.set_rng_state(blob["extra"]["torch_rng"])
     return {**json.loads((ckpt_dir / TRAINING_STATE).read_text()), "optimizer": blob["optimizer"]}
+
+
+class SaveClock:
+    """When a training loop saves its checkpoint: every `every` steps (0 = never) and whenever `minutes`
+    have passed since the last save or the start (0 = never)."""
+
+    def __init__(self, every: int, minutes: float) -> None:
+        self.every, self.seconds = every, minutes * 60
+        self.last = time.monotonic()
+
+    def time_due(self) -> bool:
+        return self.seconds > 0 and time.monotonic() - self.last >= self.seconds
+
+    def step_due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
+
+
+def carried_metrics(out_dir: Path | str, resume_from: Path | str | None, step: int) -> list[dict[str, Any]]:
+    """The metrics.jsonl rows of steps 1..`step` when `resume_from` is a checkpoint inside `out_dir` (a re-run
+    of the same build): the resumed run writes them again, so the log and the loss plot cover the whole run
+    and the steps a killed attempt logged after its last checkpoint are dropped. Empty otherwise."""
+    path = Path(out_dir) / "metrics.jsonl"
+    if resume_from is None or Path(resume_from).resolve().parent != Path(out_dir).resolve() or not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a killed run may be cut
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            rows.append(row)
+    return rows

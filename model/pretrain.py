@@ -35,12 +35,19 @@ the full weights and AdamW moments onto rank 0's CPU, so checkpoints and model d
 single-process format (a checkpoint resumes under DDP or FSDP, tested).
 With nproc=1 `parallel` is ignored.
 
+Checkpoints and resume: `OUT/checkpoint` (model.checkpoint: weights, AdamW moments, RNG, loader position, step,
+losses) is saved every `checkpoint_every` steps and every `checkpoint_minutes` minutes (default 30), swapped in
+crash-safely and removed once the model directory is written. `--resume-latest` (what the DAG passes; the DAG
+keeps the build directory across kills and failures) continues from the last complete one in OUT: a run killed
+at any moment and run again ends with the same weights, bit for bit on CPU, as one never stopped
+(tests/test_train_resume.py).
+
 LR schedule: linear warmup, then cosine to `min_lr_frac` or WSD (`schedule="wsd"`: hold, then a linear decay
 over the last `decay_frac`), a pure function of the step (so resume needs no scheduler state).
 
 CLI (runs as a subprocess of the orchestrator; logs go to stderr, one JSON line of stats to stdout):
 
-    python -m model.pretrain --tokens DIR --out DIR --config JSON [--tokenizer DIR]
+    python -m model.pretrain --tokens DIR --out DIR --config JSON [--tokenizer DIR] [--resume-latest]
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m model.pretrain ... \
         --config '{"nproc": 2}'            # or '{"nproc": 8, "parallel": "fsdp", "depth": 28}'
     python -m torch.distributed.run --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend static \
@@ -56,6 +63,7 @@ import hashlib
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -160,7 +168,9 @@ def pretrain(
     Returns stats: params, steps, first_loss, final_loss (mean train loss of the last 10 steps),
     val_loss, val_bpb (None when the shards have no usable val split), tokens_per_s (training steps
     only, first step excluded as warm-up, all ranks together), flops_per_token, flops_per_s, mfu
-    (None without a known peak), peak_memory_bytes (rank 0), world_size, seconds (whole call), device.
+    (None without a known peak), peak_memory_bytes (rank 0), world_size, seconds (whole call), device,
+    resumed_from_step (the checkpoint's step, None from scratch; a resume into ``resume_from``'s own directory
+    keeps that directory's metrics.jsonl rows up to the step, so the log covers the whole run).
     Under torchrun it returns None on ranks other than 0.
     """
     dist_info, device = init_distributed(cfg.device)
@@ -276,8 +286,16 @@ def _pretrain(
     last_step = min(cfg.steps, stop_after) if stop_after else cfg.steps
     train_seconds = loader_seconds = 0.0  # loader: host time in next_batch (memmap gather, id check, copy)
     val_loss = val_bpb = None
+    carried = checkpoint.carried_metrics(out_dir, resume_from, start_step - 1) if is_main else []
+    if is_main:  # event files of an earlier attempt in this directory: the carried rows are logged again
+        shutil.rmtree(out_dir / "tb", ignore_errors=True)
     metrics = MetricsLog(out_dir / "metrics.jsonl") if is_main else None
     tb = TensorBoardLog(out_dir / "tb") if is_main else None
+    for old_row in carried:
+        assert metrics is not None and tb is not None
+        metrics.write(old_row)
+        tb.write(old_row, old_row["step"])
+    clock = checkpoint.SaveClock(cfg.checkpoint_every, cfg.checkpoint_minutes)
     try:
         for step in range(start_step, last_step + 1):
             t0 = time.perf_counter()
@@ -306,9 +324,13 @@ def _pretrain(
                 grad_norm = grad_norm.full_tensor()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            time_due = clock.time_due()
             if dist_info.enabled:
-                dist.all_reduce(loss_sum)  # SUM (gloo has no AVG); every rank then logs the global mean
-                loss_sum /= world
+                # SUM (gloo has no AVG); every rank then logs the global mean. The second entry counts the ranks
+                # whose save clock ran out, so all ranks agree on a time-based save (a collective under FSDP).
+                both = torch.stack((loss_sum, torch.tensor(float(time_due), device=device)))
+                dist.all_reduce(both)
+                loss_sum, time_due = both[0] / world, bool(both[1] > 0)
             train_loss = float(loss_sum) / cfg.grad_accum  # the one host sync per step
             dt = time.perf_counter() - t0
             if not math.isfinite(train_loss):
@@ -337,13 +359,16 @@ def _pretrain(
                     dist_info.rank, world,
                 )
                 row.update(val_loss=round(val_loss, 5), val_bpb=round(val_bpb, 5))
-            save_due = step == last_step < cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            # No save at the last step: the model directory is written right after it.
+            save_due = step == last_step < cfg.steps or (step < cfg.steps and (clock.step_due(step) or time_due))
             if save_due and (is_main or fsdp):
                 weights = checkpoint.model_state(model)  # collectives under FSDP: every rank takes part
                 optim_state = checkpoint.optimizer_state(model, optimizer)
                 if is_main:
-                    checkpoint.save_training_state(out_dir / "checkpoint", step, model, weights, optim_state,
-                                                   train_loader.state_dict(), losses, cfg)
+                    checkpoint.save_training_state(out_dir / checkpoint.CHECKPOINT, step, model, weights,
+                                                   optim_state, train_loader.state_dict(), losses, cfg)
+            if save_due:
+                clock.saved()
             if not is_main:
                 continue
             assert metrics is not None and tb is not None
@@ -368,8 +393,9 @@ def _pretrain(
         return None
     assert metrics is not None
     if last_step < cfg.steps:  # stopped early on purpose: the checkpoint is the output
-        return {"steps": last_step, "checkpoint": str(out_dir / "checkpoint"), "losses": losses}
+        return {"steps": last_step, "checkpoint": str(out_dir / checkpoint.CHECKPOINT), "losses": losses}
     checkpoint.save_model(out_dir, model, cfg, state=final_weights)
+    checkpoint.remove_checkpoints(out_dir)  # the model directory is complete: resume state is no longer needed
     plot_loss(metrics.rows, out_dir / "loss.png", f"pretrain d{cfg.depth}, {n_params / 1e6:.2f}M params")
     if tokenizer_dir is not None:
         checkpoint.copy_tokenizer(tokenizer_dir, out_dir)
@@ -396,6 +422,9 @@ def _pretrain(
         "train_tokens": cfg.steps * tokens_per_step,
         "seconds": round(time.perf_counter() - t_start, 3),
         "device": str(device),
+        # The step of the checkpoint this run continued from (None: from scratch); the seconds and speeds
+        # above count this run's steps only.
+        "resumed_from_step": start_step - 1 if resumed is not None else None,
     }
     if val_note is not None:
         stats["val_note"] = val_note
@@ -409,6 +438,8 @@ def _main(argv: list[str] | None) -> dict[str, Any] | None:
     p.add_argument("--config", help="PretrainConfig as a JSON file or inline JSON object (default: defaults)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer directory to copy into OUT/tokenizer")
     p.add_argument("--resume", type=Path, help="resume exactly from this checkpoint/ directory")
+    p.add_argument("--resume-latest", action="store_true", help="resume from the last complete checkpoint in "
+                   "OUT (a re-run of a killed or failed run, as the DAG does); from scratch when there is none")
     p.add_argument("--stop-after", type=int, help="stop after this step and save OUT/checkpoint")
     p.add_argument(JOIN_FLAG, action="store_true", help="a node > 0 of a multi-node run: take every other "
                    "argument from global rank 0 (see model/launch.py)")
@@ -418,14 +449,17 @@ def _main(argv: list[str] | None) -> dict[str, Any] | None:
         if args.tokens is None or args.out is None:
             p.error("--tokens and --out are required (or --join on a node > 0 of a multi-node run)")
         # The config travels resolved (a file named by --config need not exist on the other nodes).
-        config = parse_config(args.config, PretrainConfig).model_dump(mode="json")
+        parsed = parse_config(args.config, PretrainConfig)
+        config = parsed.model_dump(mode="json")
+        resume = args.resume or (checkpoint.latest_checkpoint(args.out) if args.resume_latest else None)
         run = {"tokens": str(args.tokens), "out": str(args.out), "config": config,
-               "tokenizer": args.tokenizer and str(args.tokenizer), "resume": args.resume and str(args.resume),
+               "checkpoint_minutes": parsed.checkpoint_minutes,  # not in model_dump (not in the artifact id)
+               "tokenizer": args.tokenizer and str(args.tokenizer), "resume": resume and str(resume),
                "stop_after": args.stop_after}
     if args.join or int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:  # several nodes: rank 0's arguments win
         run = exchange_args(run)
     assert run is not None
-    cfg = PretrainConfig.model_validate(run["config"])
+    cfg = PretrainConfig.model_validate({**run["config"], "checkpoint_minutes": run["checkpoint_minutes"]})
     return pretrain(run["tokens"], run["out"], cfg, run["tokenizer"], resume_from=run["resume"],
                     stop_after=run["stop_after"])
 

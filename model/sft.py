@@ -6,7 +6,13 @@ from safetensors, tokenizer from `base_dir/tokenizer`), encodes every conversati
 `val_fraction` of them, trains with padded batches (targets = -100 on prompts and padding), reports
 the held-out loss before and after, and writes a model directory with the same layout.
 
-CLI: python -m model.sft --base DIR --data FILE [FILE...] --out DIR --config JSON
+Exact resume, as in pretraining: `OUT/checkpoint` (weights, AdamW moments, torch RNG, the batch order's
+generator state and position, step, losses) is saved every `checkpoint_every` steps / `checkpoint_minutes`
+minutes; a run given `resume_from` (CLI `--resume DIR`, or `--resume-latest`: the last complete checkpoint in
+OUT, what the DAG passes) logs the same losses and ends with the same weights, bit for bit, as one that was
+never stopped (tested on CPU with kill -9).
+
+CLI: python -m model.sft --base DIR --data FILE [FILE...] --out DIR --config JSON [--resume-latest]
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,19 +55,45 @@ def collate(examples: list[Example], pad_id: int, device: torch.device) -> tuple
     return x.to(device), y.to(device)
 
 
-def shuffled_batches(
-    examples: list[Example], batch_size: int, rng: np.random.Generator
-) -> Iterator[tuple[int, list[Example]]]:
-    """Endless (epoch, batch) stream: each epoch visits every example once, in a fresh random order."""
-    epoch, pos, order = 0, 0, rng.permutation(len(examples))
-    while True:
+class ShuffledBatches:
+    """Endless (epoch, batch) stream: each epoch visits every example once, in a fresh random order.
+
+    Its state (the generator's state before the current epoch's permutation, the epoch and the position in
+    it) is small JSON, so a checkpoint resumes the very same batches."""
+
+    def __init__(self, examples: list[Example], batch_size: int, rng: np.random.Generator) -> None:
+        self.examples, self.batch_size, self.rng = examples, batch_size, rng
+        self.epoch = 0
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self.epoch_rng = self.rng.bit_generator.state
+        self.order, self.pos = self.rng.permutation(len(self.examples)), 0
+
+    def __iter__(self) -> ShuffledBatches:
+        return self
+
+    def __next__(self) -> tuple[int, list[Example]]:
         batch = []
-        for _ in range(batch_size):
-            if pos == len(order):
-                epoch, pos, order = epoch + 1, 0, rng.permutation(len(examples))
-            batch.append(examples[order[pos]])
-            pos += 1
-        yield epoch, batch
+        for _ in range(self.batch_size):
+            if self.pos == len(self.order):
+                self.epoch += 1
+                self._new_epoch()
+            batch.append(self.examples[self.order[self.pos]])
+            self.pos += 1
+        return self.epoch, batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "pos": self.pos, "epoch_rng": self.epoch_rng, "examples": len(self.examples)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["examples"] != len(self.examples):
+            raise ValueError(f"the checkpoint was saved for {state['examples']} training conversations, these data "
+                             f"give {len(self.examples)}: resume with the same data and config")
+        self.rng.bit_generator.state = state["epoch_rng"]
+        self.epoch = state["epoch"]
+        self._new_epoch()  # draws the same permutation again, leaving the generator where the run had it
+        self.pos = state["pos"]
 
 
 @torch.no_grad()
@@ -84,12 +116,14 @@ def evaluate(model: GPT, val: list[Example], cfg: SFTConfig, pad_id: int, device
     return total / count
 
 
-def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: SFTConfig) -> dict[str, Any]:
+def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: SFTConfig, *,
+        resume_from: Path | str | None = None) -> dict[str, Any]:
     """Fine-tune the model in `base_dir` on `data_files`; write the result into `out_dir`.
+    `resume_from`: a `checkpoint/` directory of an earlier run of the same base, data and config.
 
     Returns stats: steps, first_loss, final_loss (mean of the last 10 steps), val_loss (held-out,
     after training), val_loss_initial (before), seconds, examples, dropped records by reason,
-    truncated conversations, tokens_per_s, device.
+    truncated conversations, tokens_per_s (this run's steps), device, resumed_from_step (None: from scratch).
     """
     t_start = time.perf_counter()
     base_dir, out_dir = Path(base_dir), Path(out_dir)
@@ -141,14 +175,25 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
     # No weight decay: it pulls weights toward zero, not toward the pretrained values, so in a short
     # fine-tune it would only erode the base model.
     optimizer = make_adamw(model, cfg.lr, 0.0, device)
-    val_initial = evaluate(model, val, cfg, tok.pad_id, device)
+    val_initial = evaluate(model, val, cfg, tok.pad_id, device)  # of the base weights, also when resuming
     out_dir.mkdir(parents=True, exist_ok=True)
     losses: list[float] = []
     tokens_trained = 0
     train_seconds = collate_seconds = 0.0
-    batches = shuffled_batches(train, cfg.batch_size, rng)
+    batches = ShuffledBatches(train, cfg.batch_size, rng)
+    start_step = 1
+    if resume_from is not None:
+        resumed = checkpoint.read_training_state(resume_from, model)  # weights and the torch RNG
+        checkpoint.load_optimizer_state(model, optimizer, resumed["optimizer"])
+        batches.load_state_dict(resumed["loader"])
+        losses, start_step = list(resumed["losses"]), int(resumed["step"]) + 1
+        log.info("sft: resumed from %s at step %d", resume_from, start_step)
+    carried = checkpoint.carried_metrics(out_dir, resume_from, start_step - 1)
+    clock = checkpoint.SaveClock(cfg.checkpoint_every, cfg.checkpoint_minutes)
     with MetricsLog(out_dir / "metrics.jsonl") as metrics:
-        for step in range(1, cfg.steps + 1):
+        for old_row in carried:
+            metrics.write(old_row)
+        for step in range(start_step, cfg.steps + 1):
             t0 = time.perf_counter()
             epoch, batch = next(batches)
             x, y = collate(batch, tok.pad_id, device)
@@ -184,8 +229,15 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
             metrics.write(row)
             if step == 1 or step % 10 == 0 or step == cfg.steps:
                 log.info("sft step %d/%d loss %.4f lr %.2e", step, cfg.steps, train_loss, lr)
+            # No save at the last step: the model directory is written right after it.
+            if step < cfg.steps and (clock.step_due(step) or clock.time_due()):
+                checkpoint.save_training_state(
+                    out_dir / checkpoint.CHECKPOINT, step, model, checkpoint.model_state(model),
+                    checkpoint.optimizer_state(model, optimizer), batches.state_dict(), losses, cfg)
+                clock.saved()
 
     checkpoint.save_model(out_dir, model, cfg)
+    checkpoint.remove_checkpoints(out_dir)  # the model directory is complete: resume state is no longer needed
     checkpoint.copy_tokenizer(tok_dir, out_dir)
     plot_loss(metrics.rows, out_dir / "loss.png", f"SFT of {base_dir.name}")
     return {
@@ -199,10 +251,11 @@ def sft(base_dir: Path | str, data_files: list[str], out_dir: Path | str, cfg: S
         "dropped": dropped,
         "truncated": truncated,
         "max_len": max_len,
-        "tokens_per_s": round(tokens_trained / train_seconds, 1),
+        "tokens_per_s": round(tokens_trained / train_seconds, 1) if train_seconds > 0 else None,
         # Batching's share of the training time (shuffle, pad, copy to the device): the data path's cost.
-        "loader_share": round(collate_seconds / train_seconds, 5),
+        "loader_share": round(collate_seconds / train_seconds, 5) if train_seconds > 0 else None,
         "device": str(device),
+        "resumed_from_step": start_step - 1 if resume_from is not None else None,
     }
 
 
@@ -212,8 +265,12 @@ def _main(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--data", required=True, nargs="+", help="SFT files (JSON array or JSONL)")
     p.add_argument("--out", required=True, type=Path, help="output model directory")
     p.add_argument("--config", help="SFTConfig as a JSON file or inline JSON object (default: defaults)")
+    p.add_argument("--resume", type=Path, help="resume exactly from this checkpoint/ directory")
+    p.add_argument("--resume-latest", action="store_true", help="resume from the last complete checkpoint in "
+                   "OUT (a re-run of a killed or failed run, as the DAG does); from scratch when there is none")
     args = p.parse_args(argv)
-    return sft(args.base, args.data, args.out, parse_config(args.config, SFTConfig))
+    resume = args.resume or (checkpoint.latest_checkpoint(args.out) if args.resume_latest else None)
+    return sft(args.base, args.data, args.out, parse_config(args.config, SFTConfig), resume_from=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
