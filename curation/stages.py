@@ -6,7 +6,8 @@ files (`inputs`, normally the parent's shard of the same number; raw files for i
 `out_dir/removed/removed-{shard:05d}.parquet` with a `drop_reason` column, and returns JSON-serialisable stats:
 docs in/out, drops per reason, seconds. It never writes manifest.json. Running the shards in parallel, on
 this machine or a cluster, is `flows.executor`'s job; dedup, which needs every shard, is three functions:
-`dedup_signatures` (per shard), `dedup_decide` (all shards' signatures, one process), `dedup_write` (per shard).
+`dedup_signatures` (per shard), `dedup_decide_sharded` (ranks over every shard's sorted runs, bounded memory per
+process), `dedup_write` (per shard).
 
 A document that makes a step raise is dropped with reason `error:<ExceptionType>` (counted like any other
 drop), never the shard.
