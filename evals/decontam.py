@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable
 
-from evals.tasks import DATA_DIR, SHIPPED, Item, Task, load_suite, reference_texts
+from evals.tasks import SHIPPED, Item, Task, data_digest, load_suite, reference_texts
 
 N = {"en": 13, "zh": 13}  # n-gram size per item language (module docstring: why)
 MIN_TOKENS = 4  # shorter items are not indexed (none of the shipped ones); 4 finds every shipped item
@@ -126,11 +126,7 @@ def index_for(extra: tuple[str, ...] = ()) -> DecontamIndex:
 def fingerprint() -> str:
     """sha256 over the shipped eval files and the n-gram settings: what a decontaminated artifact's id should
     cover, so new eval data or another n gives a new artifact."""
-    h = hashlib.sha256(repr((sorted(N.items()), MIN_TOKENS)).encode())
-    for path in sorted(DATA_DIR.rglob("*.jsonl")):
-        h.update(path.relative_to(DATA_DIR).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return hashlib.sha256(repr((sorted(N.items()), MIN_TOKENS, data_digest())).encode()).hexdigest()[:16]
 
 
 def overlaps(text: str) -> list[str]:

@@ -147,6 +147,8 @@ def score_task(scorer: Scorer, task: Task) -> dict[str, Any]:
     chance = Task(task.name, task.lang, [task.items[n] for n in owners]).chance
     return {
         "lang": task.lang, "items": scored, "acc": acc, "acc_norm": acc_norm, "chance": chance,
+        # binomial standard error of acc: what a difference between two models must exceed to mean anything
+        "acc_stderr": math.sqrt(acc * (1 - acc) / scored) if scored else 0.0,
         "centred": centred(acc, chance), "centred_norm": centred(acc_norm, chance),
         "malformed": task.malformed, "malformed_items": task.reasons, "unencodable": unencodable,
     }
@@ -178,10 +180,11 @@ def reference_bpb(scorer: Scorer) -> dict[str, float]:
 
 def write_report(result: dict[str, Any], out_dir: Path) -> None:
     """eval.md (one row per task, the aggregate, bits per byte) and eval.png (centred accuracy per task)."""
-    rows = ["| task | lang | items | acc | acc_norm | chance | centred | malformed | unencodable |",
+    rows = ["| task | lang | items | acc ± s.e. | acc_norm | chance | centred | malformed | unencodable |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in result["tasks"].items():
-        rows.append(f"| {name} | {t['lang']} | {t['items']} | {t['acc']:.3f} | {t['acc_norm']:.3f} | "
+        acc = f"{t['acc']:.3f} ± {t['acc_stderr']:.3f}"
+        rows.append(f"| {name} | {t['lang']} | {t['items']} | {acc} | {t['acc_norm']:.3f} | "
                     f"{t['chance']:.3f} | {t['centred']:+.3f} | {t['malformed']} | {t['unencodable']} |")
     agg = ", ".join(f"{k} {v:+.3f}" for k, v in result["aggregate"].items())
     bpb = ", ".join(f"{k} {v:.3f}" for k, v in result["bpb"].items())

@@ -20,6 +20,7 @@ Shipped data and its licences: evals/SOURCES.md; how the sample was drawn: evals
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,14 @@ def load_extra(path: str) -> Task:
     if p.is_dir() or p.suffix == ".csv":
         return load_csv_task(p, name)
     return load_jsonl_task(p, name)
+
+
+def data_digest() -> str:
+    """sha256 (16 hex) over every shipped eval file: goes into the ids of artifacts that depend on them."""
+    h = hashlib.sha256()
+    for path in sorted(DATA_DIR.rglob("*.jsonl")):
+        h.update(path.relative_to(DATA_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def extra_files(extra: list[str]) -> list[str]:

@@ -188,6 +188,8 @@ def test_run_eval_writes_json_table_plot(model_dir: Path, tmp_path: Path) -> Non
     # A random model is near uniform over bytes: bits per byte near log2(vocab) / bytes per token.
     assert 1.0 < stats["bpb_en"] < 15 and 1.0 < stats["bpb_zh"] < 15
     assert stats["items"] == 36 and stats["malformed"] == 0 and math.isfinite(stats["centred"])
+    for t in result["tasks"].values():
+        assert t["acc_stderr"] == pytest.approx(math.sqrt(t["acc"] * (1 - t["acc"]) / 12))
     assert "| copa | en | 12 |" in (tmp_path / "eval.md").read_text(encoding="utf-8")
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert "](data:image/png;base64," in eval_markdown(tmp_path)
