@@ -358,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     if sets:
         print("\nLabelled text, filter steps only (language + heuristic filters): share kept of good and of bad "
               "documents; a better filter keeps more good and fewer bad\n")
-        print("| set | good / bad docs | lmpipe kept good | lmpipe kept bad | datatrove kept good | datatrove kept bad |")
+        print("| set | good / bad docs | lmpipe kept good | lmpipe kept bad "
+              "| datatrove kept good | datatrove kept bad |")
         print("|---|---|---:|---:|---:|---:|")
         for name, good, bad in sets:
             cells = [f"{fn(docs) / len(docs):.0%}" for fn in (kept_by_ours, kept_by_datatrove) for docs in (good, bad)]

@@ -272,7 +272,8 @@ def incremental(n_index: int, n_new: int = 20_000) -> list[str]:
     ]
     for size in (n_index // 4, n_index):
         with tempfile.TemporaryDirectory() as tmp:
-            build = timed(lambda: dedup.near_duplicate_clusters(synthetic_corpus(size, seed=3), index_dir=tmp))
+            build = timed(
+                lambda size=size: dedup.near_duplicate_clusters(synthetic_corpus(size, seed=3), index_dir=tmp))
             # The stream goes on: its near-copies of recent documents hit the index.
             new = list(itertools.islice(synthetic_corpus(size + n_new, seed=3), size, None))
             t0 = time.perf_counter()
@@ -280,7 +281,7 @@ def incremental(n_index: int, n_new: int = 20_000) -> list[str]:
             refresh = time.perf_counter() - t0
             new_ids = {d for d, _ in new}
             matched = sum(1 for c in clusters.values() if c not in new_ids)
-        alone = timed(lambda: dedup.near_duplicate_clusters(new))
+        alone = timed(lambda new=new: dedup.near_duplicate_clusters(new))
         lines.append(f"| {size:,} | {n_new:,} | {build:.1f} | {refresh:.1f} | {alone:.1f} "
                      f"| {refresh / alone:.2f} | {matched:,} |")
     return lines
@@ -332,7 +333,8 @@ def _paragraphs() -> list[str]:
     out = []
     for p in sorted(TEXT_EN.iterdir()):
         raw = p.read_text(encoding="utf-8", errors="replace")
-        texts = [json.loads(x).get("text", "") for x in raw.splitlines() if x.strip()] if p.suffix == ".jsonl" else [raw]
+        texts = ([json.loads(x).get("text", "") for x in raw.splitlines() if x.strip()]
+                 if p.suffix == ".jsonl" else [raw])
         out += [line.strip() for t in texts for line in t.split("\n") if len(line.strip()) >= 40]
     return out
 
@@ -559,7 +561,8 @@ def scale(sizes: list[int], skip_datatrove: bool) -> list[str]:
                 shutil.rmtree(work)
                 shutil.rmtree(root / f"{tool}-out", ignore_errors=True)
             for tool, r in rows.items():
-                ratio = (n / rows["lmpipe"]["cpu"]) / (n / rows["datatrove"]["cpu"]) if "datatrove" in rows else float("nan")
+                ratio = ((n / rows["lmpipe"]["cpu"]) / (n / rows["datatrove"]["cpu"])
+                         if "datatrove" in rows else float("nan"))
                 lines.append(f"| {n:,} | {mean:,.0f} | {tool} | {r['seconds']:.0f} | {n / r['cpu']:,.0f} "
                              f"| {r['peak_rss_mib']:.0f} | {r['temp_bytes'] / 2**20:,.0f} | {len(truth):,} "
                              f"| {r['recall']:.4f} | {ratio if tool == 'lmpipe' else 1.0:.2f}x |")

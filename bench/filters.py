@@ -23,7 +23,6 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +67,11 @@ def clean_corpora() -> dict[str, tuple[str, list[str]]]:
         "Wikipedia (LLaMA-Factory wiki_demo)": ("en", [line for line in (en / "llamafactory_wiki_demo.txt")
                                                        .read_text(encoding="utf-8").splitlines() if line.strip()]),
         "WikiText-2 valid (articles)": ("en", wikitext_articles(en / "wikitext-2-valid.txt")),
-        "CMRC2018 Wikipedia paragraphs": ("zh", [json.loads(line)["text"] for line in (zh / "cmrc2018_wikipedia_contexts.jsonl")
+        "CMRC2018 Wikipedia paragraphs": ("zh", [json.loads(line)["text"] for line
+                                                 in (zh / "cmrc2018_wikipedia_contexts.jsonl")
                                                  .read_text(encoding="utf-8").splitlines()]),
-        "happy-llm textbook (files)": ("zh", [p.read_text(encoding="utf-8") for p in sorted((zh / "happy-llm").glob("*.md"))]),
+        "happy-llm textbook (files)": ("zh", [p.read_text(encoding="utf-8")
+                                              for p in sorted((zh / "happy-llm").glob("*.md"))]),
     }
 
 

@@ -130,7 +130,8 @@ def main() -> None:
             print(f"# {name} extract={extract}: {seconds:.2f} s", file=sys.stderr, flush=True)
     print(f"{time.strftime('%Y-%m-%d')} · {platform.machine()} · {len(files)} files of ../shared/data/warc "
           f"({sum(p.stat().st_size for p in files) / 1e6:.1f} MB) · `.venv/bin/python bench/ingest.py`\n")
-    print("| mode | reader | records | HTML pages | CPU s | records/s, one core | pages/s, one core | lmpipe speed / this |")
+    print("| mode | reader | records | HTML pages | CPU s | records/s, one core | pages/s, one core "
+          "| lmpipe speed / this |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for extract in (False, True):
         ours = next(r for r in rows if r[0] == extract and r[1] == "lmpipe")

@@ -147,7 +147,8 @@ def scores(data: list[Doc], fn: Callable[[str], tuple[str, float]], cfg: LangIdC
     for doc in data:
         lang, score = fn(doc.text)
         preds.append(lang if score >= cfg.min_score.get(lang, cfg.default_min_score) else "")
-    out: dict[str, float] = {"acc": sum(lang == CODE_MAP.get(d.gold, d.gold) for d, lang in zip(data, preds)) / len(data)}
+    out: dict[str, float] = {
+        "acc": sum(lang == CODE_MAP.get(d.gold, d.gold) for d, lang in zip(data, preds)) / len(data)}
     for code, suffix, gold_of in (("zh", "", lambda d: d.gold), ("en", "", lambda d: d.gold),
                                   ("en", "_relabelled", lambda d: d.fixed)):
         tp = sum(gold_of(d) == code and lang == code for d, lang in zip(data, preds))
@@ -224,7 +225,8 @@ def split_half(sentences: list[Doc]) -> None:
         label, prob = fasttext_top(d.text.lower() if d.text.isupper() else d.text)
         candidate = label == "en" and prob >= EN_MIN_PROB
         share = english_word_share(d.text) if candidate else 0.0
-        feats.append((d.gold, d.line, label, prob, share, d.fixed, foreign_segment_share(d.text) if candidate else -1.0))
+        feats.append((d.gold, d.line, label, prob, share, d.fixed,
+                      foreign_segment_share(d.text) if candidate else -1.0))
     langs = sorted({f[0] for f in feats if f[0] != "en"})
 
     def measure(rows: list[tuple], w: float, t: float) -> tuple[float, float, float]:
@@ -258,7 +260,8 @@ def split_half(sentences: list[Doc]) -> None:
             w, t = max(grid, key=lambda wt: (results[wt][0] >= 0.95, results[wt][2], results[wt][0]))
             fmt = lambda m: " / ".join(f"{x:.3f}" for x in m)  # noqa: E731
             print(f"| {split} | {'first' if tune_first else 'second'} half | {w:.1f} / {t:.2f} | "
-                  f"{fmt(results[(w, t)])} | {fmt(measure(test, w, t))} | {fmt(measure(test, EN_PROB_WEIGHT, shipped))} |")
+                  f"{fmt(results[(w, t)])} | {fmt(measure(test, w, t))} | "
+                  f"{fmt(measure(test, EN_PROB_WEIGHT, shipped))} |")
 
     # Step 7's parameters were fixed before measuring (curation/langid.py): how often it fires on each half, among
     # the lines step 7 sees (fastText en >= EN_MIN_PROB, not taken by step 4).
@@ -267,9 +270,11 @@ def split_half(sentences: list[Doc]) -> None:
     for split, first in halves.items():
         for half in (True, False):
             rows = [r for r in feats if first(r) == half and r[6] >= 0]
-            fired = lambda en: (sum(r[6] >= EN_SEGMENT_MIN_SHARE for r in rows if (r[5] == "en") == en),  # noqa: E731
-                                sum((r[5] == "en") == en for r in rows))
-            print(f"| {split} | {'first' if half else 'second'} | {'%d of %d' % fired(False)} | {'%d of %d' % fired(True)} |")
+            fired = lambda en, rows=rows: (  # noqa: E731
+                sum(r[6] >= EN_SEGMENT_MIN_SHARE for r in rows if (r[5] == "en") == en),
+                sum((r[5] == "en") == en for r in rows))
+            print(f"| {split} | {'first' if half else 'second'} | {'%d of %d' % fired(False)} "
+                  f"| {'%d of %d' % fired(True)} |")
 
 
 def english_outside_lingua(cfg: LangIdConfig) -> None:
@@ -280,9 +285,11 @@ def english_outside_lingua(cfg: LangIdConfig) -> None:
     jsonl = lambda path: [json.loads(line)["text"] for line in path.open(encoding="utf-8") if line.strip()]  # noqa: E731
     speeches = (text / "tinyshakespeare.txt").read_text(encoding="utf-8").split("\n\n")
     sets = {
-        "alpaca_en_demo outputs": [r["output"] for r in json.loads((sft / "llamafactory_alpaca_en_demo.json").read_text())],
+        "alpaca_en_demo outputs": [r["output"]
+                                   for r in json.loads((sft / "llamafactory_alpaca_en_demo.json").read_text())],
         "llmbox alpaca outputs": [r["output"] for r in json.loads((sft / "llmbox_alpaca_data_1k.json").read_text())],
-        "rasbt instruction outputs": [r["output"] for r in json.loads((sft / "rasbt_instruction-data.json").read_text())],
+        "rasbt instruction outputs": [r["output"]
+                                      for r in json.loads((sft / "rasbt_instruction-data.json").read_text())],
         "tinyshakespeare speeches": [" ".join(s.splitlines()[1:]) for s in speeches if len(s.splitlines()) > 1],
         "C4 demo pages*": jsonl(text / "llamafactory_c4_demo.jsonl"),
         "Dolma CC pages*": jsonl(text / "dolma_cc_en_head-0091.jsonl") + jsonl(text / "dolma_cc_en_head-0174.jsonl"),
@@ -380,7 +387,8 @@ def short_training_set(split: str) -> tuple[list[str], list[int], list[bool]]:
         for f in sorted((LID.parent / folder).glob("*.txt")):
             for i, line in enumerate(file_lines(f)):
                 if line.strip() and split_of(sentence_key(f.stem, folder, line)) == split:
-                    items += [(line, f.stem, False), (line[:1].upper() + line[1:] if i % 2 else line.title(), f.stem, False)]
+                    items += [(line, f.stem, False),
+                              (line[:1].upper() + line[1:] if i % 2 else line.title(), f.stem, False)]
     # Short foreign *sentences* too (the words and pairs have at most 2 words): the first 3-7 words of lingua's
     # sentences of the dev part, as a headline or list item would start.
     for f in sorted(LID.glob("*.txt")):
@@ -427,7 +435,7 @@ def fit_short() -> None:
     for k in range(5):
         w = fit_logistic(x[folds != k], y[folds != k], weight[folds != k])
         pred[folds == k] = 1 / (1 + np.exp(-(w[0] + x[folds == k] @ w[1:])))
-    print(f"| 5-fold CV on dev | texts | en | recall@0.5 | precision@0.5 | recall@0.75 | precision@0.75 |")
+    print("| 5-fold CV on dev | texts | en | recall@0.5 | precision@0.5 | recall@0.75 | precision@0.75 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, mask in (("UD sentences", ud), ("lingua words and pairs (x2 case)", ~ud)):
         cells = []
@@ -469,7 +477,8 @@ def main() -> None:
     paragraphs = []
     for f in sorted(LID.glob("*.txt")):
         lines = [line for line in file_lines(f) if line.strip()]
-        paragraphs += [Doc(f.stem, f.stem, f.stem, i + 1, " ".join(lines[i : i + 5])) for i in range(0, len(lines) - 4, 5)]
+        paragraphs += [Doc(f.stem, f.stem, f.stem, i + 1, " ".join(lines[i : i + 5]))
+                       for i in range(0, len(lines) - 4, 5)]
     classical = classical_lines()
     japanese = [d.text for d in sentences if d.gold == "ja"]
 
@@ -482,7 +491,8 @@ def main() -> None:
                "en_precision_relabelled": f">= 0.99 {relabelled}", "en_recall_relabelled": relabelled,
                "zh_precision": "", "acc": ""}
     for name, data, keys in [(f"lingua sentences ({len(sentences) // 1000}k, 75 langs)", sentences, list(targets)),
-                             ("lingua paragraphs (5 sentences)", paragraphs, ["zh_recall", "en_recall", "zh_precision", "en_precision"])]:
+                             ("lingua paragraphs (5 sentences)", paragraphs,
+                              ["zh_recall", "en_recall", "zh_precision", "en_precision"])]:
         ours, theirs = scores(data, identify, cfg), scores(data, peer, cfg)
         for key in keys:
             target = ">= 0.99" if name.startswith("lingua para") and key.endswith("recall") else targets[key]

@@ -176,7 +176,8 @@ def child(step: str, inputs: Path, work: Path) -> dict[str, Any]:
     if step == "quality_model":
         negatives = quality.sample_negatives(files, 5000, 0, {POSITIVES.name})
     else:
-        negatives = [row["text"] for row in read_documents(files) if row["text"] and row.get("source") != POSITIVES.name]
+        negatives = [row["text"] for row in read_documents(files)
+                     if row["text"] and row.get("source") != POSITIVES.name]
     model = quality.train(positives, negatives, None, None, params)
     return {"negatives": len(negatives), "fitted_on": model.info.get("fitted_on")}
 

@@ -46,7 +46,7 @@ def main() -> None:
             rows.append((label, t_prefect, t_plain))
     print(f"# bench/pipeline.py  preset={a.preset}  {time.strftime('%Y-%m-%d')}  "
           f"{platform.machine()} {os.cpu_count()} cores  python {platform.python_version()}")
-    print(f"| run | lmpipe (Prefect, ephemeral server) s | peer: --no-prefect s | ratio |")
+    print("| run | lmpipe (Prefect, ephemeral server) s | peer: --no-prefect s | ratio |")
     print("|---|---:|---:|---:|")
     for label, tp, tn in rows:
         print(f"| {label} | {tp:.1f} | {tn:.1f} | {tp / tn:.2f}x |")

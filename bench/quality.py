@@ -52,9 +52,11 @@ from curation.quality_linear import bootstrap_auc, roc_auc, stratified_folds  # 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DCLM = SHARED / "quality" / "dclm_human_quality" / "majority_minus_agreement.jsonl"
 ZH = SHARED / "quality" / "chinesewebtext_fasttext_quality"
-POSITIVES = [SHARED / "text" / "en" / "llamafactory_wiki_demo.txt", SHARED / "text" / "zh" / "cmrc2018_wikipedia_contexts.jsonl"]
+POSITIVES = [SHARED / "text" / "en" / "llamafactory_wiki_demo.txt",
+             SHARED / "text" / "zh" / "cmrc2018_wikipedia_contexts.jsonl"]
 NEGATIVES = [*sorted((SHARED / "warc").glob("*.warc.gz")), SHARED / "text" / "en" / "llamafactory_c4_demo.jsonl",
-             SHARED / "text" / "en" / "dolma_cc_en_head-0091.jsonl", SHARED / "text" / "en" / "dolma_cc_en_head-0174.jsonl"]
+             SHARED / "text" / "en" / "dolma_cc_en_head-0091.jsonl",
+             SHARED / "text" / "en" / "dolma_cc_en_head-0174.jsonl"]
 
 
 # ------------------------------------------------------------------------------------ transfer check
@@ -72,7 +74,8 @@ _DETOK = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" , ", ", "), (" . ",
 
 def wikitext_articles(path: Path) -> list[str]:
     """WikiText-2 articles (split at ` = Title = ` lines, section lines ` = = Name = = ` kept as `Name`), with
-    its tokenisation undone as far as simple replacements go (` @-@ ` → `-`, ` , ` → `, `; `<unk>` → `X`, so that `<`/`>` do not count as symbols)."""
+    its tokenisation undone as far as simple replacements go (` @-@ ` → `-`, ` , ` → `, `; `<unk>` → `X`,
+    so that `<`/`>` do not count as symbols)."""
     articles: list[list[str]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if re.match(r"^ = [^=].* = $", line):
@@ -116,7 +119,8 @@ def transfer_rows(pos: list[str], labelled: list[str], labels: list[int], n_boot
     shipped = quality.load()
     rows = []
 
-    def add(name: str, model: quality.QualityModel, crawl: list[str], unlabelled: quality.QualityModel | None = None) -> None:
+    def add(name: str, model: quality.QualityModel, crawl: list[str],
+            unlabelled: quality.QualityModel | None = None) -> None:
         texts = ref_docs + crawl
         yy = np.array([1.0] * len(ref_docs) + [0.0] * len(crawl))
         tag = f"{len(ref_docs)} ref vs {len(crawl)} {name}"
@@ -149,7 +153,8 @@ class RealFastText:
         assert self.exe
         with tempfile.TemporaryDirectory() as tmp:
             tr, te, model = Path(tmp) / "train.txt", Path(tmp) / "test.txt", Path(tmp) / "model"
-            tr.write_text("".join(f"__label__{'hq' if label else 'lq'} {_fasttext_line(t)}\n" for t, label in zip(train, y)))
+            tr.write_text("".join(f"__label__{'hq' if label else 'lq'} {_fasttext_line(t)}\n"
+                                  for t, label in zip(train, y)))
             te.write_text("".join(_fasttext_line(t) + "\n" for t in test))
             subprocess.run([self.exe, "supervised", "-input", str(tr), "-output", str(model), "-wordNgrams", "2",
                             "-epoch", "20", "-lr", "0.5", "-dim", "64", "-thread", "1", "-seed", "0", "-verbose", "0"],
@@ -208,7 +213,8 @@ def row(name: str, y: np.ndarray, scores: list[np.ndarray], n_boot: int) -> dict
 
 
 def table(rows: list[dict[str, object]], title: str, n: str) -> str:
-    lines = [f"**{title}** ({n})", "", "| scorer | ROC-AUC | 95% bootstrap CI | sd over CV seeds |", "|---|---|---|---|"]
+    lines = [f"**{title}** ({n})", "", "| scorer | ROC-AUC | 95% bootstrap CI | sd over CV seeds |",
+             "|---|---|---|---|"]
     for r in rows:
         if r.get("note"):
             lines.append(f"| {r['scorer']} | n/a | {r['note']} | |")
@@ -241,11 +247,13 @@ def main() -> int:
         n_boot = args.bootstrap
 
         def ours_ngram_cv(train: list[str], yy: list[int], test: list[str]) -> np.ndarray:
-            return quality.NgramLogit.fit(train, np.array(yy, float), params.buckets, params.label_ngram_l2).logits(test)
+            return (quality.NgramLogit.fit(train, np.array(yy, float), params.buckets, params.label_ngram_l2)
+                    .logits(test))
 
         rows = [
             row(f"lmpipe scorer, {args.folds}-fold CV", y,
-                [quality.cross_validated_scores(texts, labels, pos, neg, params, args.folds, s, ref) for s in seeds], n_boot),
+                [quality.cross_validated_scores(texts, labels, pos, neg, params, args.folds, s, ref) for s in seeds],
+                n_boot),
             row("lmpipe scorer + label n-gram classifier, CV", y,
                 [quality.cross_validated_scores(texts, labels, pos, neg, quality.TrainParams(label_ngrams=True),
                                                 args.folds, s, ref) for s in seeds], n_boot),
@@ -253,8 +261,8 @@ def main() -> int:
             row("document length alone (characters)", y, [np.array([len(t) for t in texts], float)], n_boot),
             row("old heuristic score", y, [np.array([quality.heuristic_score(t) for t in texts])], n_boot),
             row("our n-gram LR alone, reference vs crawl (no labels)", y, [ref.logits(texts)], n_boot),
-            row("our n-gram LR alone, CV on labels", y, [cv_scores(texts, y, ours_ngram_cv, args.folds, s) for s in seeds],
-                n_boot),
+            row("our n-gram LR alone, CV on labels", y,
+                [cv_scores(texts, y, ours_ngram_cv, args.folds, s) for s in seeds], n_boot),
         ]
         ft = RealFastText()
         if ft.exe:
@@ -286,14 +294,15 @@ def main() -> int:
                 dirty = zh[10:]
                 hy = np.array([1.0] * len(happy) + [0.0] * len(dirty))
                 hrows = [row("shipped default model", hy, [np.array(quality.load().score(happy + dirty))], n_boot),
-                         row("document length alone (characters)", hy, [np.array([len(t) for t in happy + dirty], float)],
-                             n_boot)]
+                         row("document length alone (characters)", hy,
+                             [np.array([len(t) for t in happy + dirty], float)], n_boot)]
                 print()
-                print(table(hrows, "happy-llm textbook chapters (Markdown with HTML/code; evaluation only, CC BY-NC-SA) "
-                            "vs the ChineseWebText dirty sample", f"{len(happy)} vs {len(dirty)} docs"))
+                print(table(hrows, "happy-llm textbook chapters (Markdown with HTML/code; evaluation only, "
+                            "CC BY-NC-SA) vs the ChineseWebText dirty sample", f"{len(happy)} vs {len(dirty)} docs"))
     if WIKITEXT.exists():
         print()
-        print(table(transfer_rows(pos, texts, labels, args.bootstrap), "Transfer proxy: held-out reference text vs raw crawl",
+        print(table(transfer_rows(pos, texts, labels, args.bootstrap),
+                    "Transfer proxy: held-out reference text vs raw crawl",
                     "clear-cut cases; label combiner fitted on the DCLM labels"))
     sets = {"DCLM labelled docs": texts}
     for f in ("en_c4", "zh_wiki_cmrc2018"):

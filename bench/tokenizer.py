@@ -357,7 +357,8 @@ def main() -> None:
                                               args.cap)  # fmt: skip
                 memory.append((copies, path.stat().st_size, lines, seconds, rss))
 
-    sizes = {lang: sum(len(t.encode("utf-8")) for l, t in train if l == lang) / 1e6 for lang in ("en", "zh")}
+    sizes = {lang: sum(len(t.encode("utf-8")) for text_lang, t in train if text_lang == lang) / 1e6
+             for lang in ("en", "zh")}
     print(f"# bench/tokenizer.py  vocab={args.vocab}  cap={args.cap:,} lines  {time.strftime('%Y-%m-%d')}  "
           f"{platform.machine()} {os.cpu_count()} cores  python {platform.python_version()}")  # fmt: skip
     print(f"Training text: {sizes['en']:.1f} MB en + {sizes['zh']:.1f} MB zh. Held out: "

@@ -23,7 +23,8 @@ Rows per preset (each in a fresh spawned process, so peak memory and compile cac
   `HF Llama compiled` (the peer under torch.compile too).
 
 On a shared CPU each row runs `--repeats` times (default 3), interleaved with the other rows, and the median
-run is shown. Tokens are random ids (seeded), so the rows other than the loader row are the model step alone. `--warmup` untimed steps (compilation, allocator) come first;
+run is shown. Tokens are random ids (seeded), so the rows other than the loader row are the model step alone.
+`--warmup` untimed steps (compilation, allocator) come first;
 then `--steps` timed steps, synchronised before the clock stops. MFU = tokens/s x FLOPs/token (6 x params +
 12 x layers x width x seq_len, `model.runtime.flops_per_token`) / the device's dense bf16 peak
 (`model.runtime.BF16_PEAK_FLOPS`, H100 SXM 989 TFLOP/s); none on CPU. Peak memory: the CUDA allocator's
@@ -194,7 +195,8 @@ def run_row(variant: str, preset: str, device_name: str, seq_len: int, batch: in
     return {
         "preset": preset, "variant": variant, "params": params, "vocab": vocab, "seq_len": seq_len, "batch": batch,
         "steps": steps, "dtype": "bf16 autocast" if device.type == "cuda" else "fp32", "compile": use_compile,
-        "fused_adamw": device.type == "cuda", "flash_attention": flash, "tokens_per_s": tokens_per_s, "flops_per_token": fpt,
+        "fused_adamw": device.type == "cuda", "flash_attention": flash, "tokens_per_s": tokens_per_s,
+        "flops_per_token": fpt,
         "tflops_per_s": tokens_per_s * fpt / 1e12, "mfu": tokens_per_s * fpt / peak if peak else None,
         "peak_mem_gib": peak_memory_bytes(device) / 2**30, "warmup_s": warmup_s, "last_loss": float(loss),
         "tokens": (tokens_dir or "synthetic shards") if loader is not None else "fixed random ids",
@@ -223,8 +225,8 @@ def run_in_child(*args: Any) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| preset | implementation | params | seq × batch | dtype | compile | tokens/s | runs | vs HF Llama | TFLOP/s "
-             "| MFU | peak mem GiB |",
+    lines = ["| preset | implementation | params | seq × batch | dtype | compile | tokens/s | runs | vs HF Llama "
+             "| TFLOP/s | MFU | peak mem GiB |",
              "|---|---|---:|---|---|---|---:|---|---:|---:|---:|---:|"]
     peer = {r["preset"]: r["tokens_per_s"] for r in rows if r["variant"] == "HF Llama" and "error" not in r}
     for r in rows:
