@@ -3,8 +3,9 @@ checkpoint, run again with the same command, continues from the checkpoint its b
 ends with the very same weights, bit for bit, as a run that was never stopped.
 
 The DAG tests run `python -m flows.cli run ... --preset tiny --no-prefect` as subprocesses on CPU; one
-module fixture builds the corpus, tokenizer, tokens and a base pretrain model once (~1 minute), every run
-copies that home. The checkpoint swap and the SFT batch order are checked in-process (fast).
+module fixture builds the corpus, tokenizer, tokens and a base pretrain model once (~20 s), every run
+copies that home (each test ~20-50 s on 2 loaded cores). The failed-stage and Prefect re-run tests are
+`slow`. The checkpoint swap and the SFT batch order are checked in-process (fast).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow  # ~20-30 s more on 2 CPU cores; the kill -9 tests cover the default run
 def test_pretrain_failed_stage_keeps_its_checkpoint_and_resumes(base, straight_pretrain, tmp_path: Path) -> None:
     """The trainer dies under a living orchestrator: the stage fails with an exception (not a kill of the run),
     the build directory and its checkpoint stay, and the re-run continues from it."""
@@ -255,3 +257,23 @@ def test_sft_killed_at_a_random_step_resumes_bit_identical(base, tmp_path: Path)
     _same(resumed, straight)
     assert resumed[0]["val_loss"] == straight[0]["val_loss"]
     assert resumed[0]["val_loss_initial"] == straight[0]["val_loss_initial"]
+
+
+@pytest.mark.slow  # ~20-30 s more on 2 CPU cores; the kill -9 tests cover the default run
+def test_prefect_rerun_resumes_the_checkpoint_a_killed_run_left(base, straight_pretrain, prefect_harness,
+                                                                tmp_path: Path) -> None:
+    """The Prefect flow builds through the same run_stage: after a kill it continues from the kept checkpoint."""
+    from flows.prefect_flows import pretrain_flow
+
+    home = _copy(base, tmp_path / "home")
+    proc = _lmpipe(home, "pretrain", "--from", str(base["tokens"]), *PRETRAIN)
+    try:
+        _wait_then(proc, home, "pretrain", random.randint(2, 30))
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        _stop(proc)
+    overrides = {PRETRAIN[i + 1].split("=")[0]: PRETRAIN[i + 1].split("=")[1] for i in range(0, len(PRETRAIN), 2)}
+    out = pretrain_flow(preset="tiny", home=str(home), from_artifact=str(base["tokens"]), overrides=overrides)
+    resumed = _artifact(home, "pretrain")
+    assert out["pretrain"]["id"] not in BASE_IDS and resumed[0]["resumed_from_step"] is not None
+    _same(resumed, straight_pretrain)
