@@ -78,7 +78,8 @@ class EnglishFilterConfig(_Config):
         0.8, description="Minimum fraction of words containing an alphabetic character (Gopher: 0.8)."
     )
     min_stop_words: int = Field(
-        2, ge=0, description="Minimum number of distinct stop words (the, be, to, of, and, that, have, with) (Gopher: 2)."
+        2, ge=0,
+        description="Minimum number of distinct stop words (the, be, to, of, and, that, have, with) (Gopher: 2).",
     )
     c4_lorem_ipsum: bool = Field(True, description="Drop documents containing 'lorem ipsum' (C4).")
     c4_curly_bracket: bool = Field(True, description="Drop documents containing '{' (C4: code and templates).")
@@ -89,7 +90,9 @@ class EnglishFilterConfig(_Config):
         "low-quality than high-quality pages and keeps 96% of clean Wikipedia/WikiText (bench/filters.py).",
     )
     max_short_line_fraction: float = Field(
-        0.6, description="Maximum fraction of lines of <= 30 characters (FineWeb: 0.67; 0.6 calibrated with the line rule above)."
+        0.6,
+        description="Maximum fraction of lines of <= 30 characters "
+        "(FineWeb: 0.67; 0.6 calibrated with the line rule above).",
     )
     max_newline_word_ratio: float = Field(
         0.3, description="Maximum ratio of newlines to words, i.e. list-like pages (FineWeb: 0.3)."
@@ -135,12 +138,15 @@ class ChineseFilterConfig(_Config):
 class RepetitionFilterConfig(_Config):
     """Repetition rules applied to every language (Gopher's repetition removal)."""
 
-    max_dup_line_fraction: float = Field(0.3, description="Maximum fraction of lines that duplicate an earlier line (Gopher: 0.3).")
+    max_dup_line_fraction: float = Field(
+        0.3, description="Maximum fraction of lines that duplicate an earlier line (Gopher: 0.3)."
+    )
     max_dup_line_char_fraction: float = Field(
         0.2, description="Maximum fraction of characters in duplicated lines (Gopher: 0.2)."
     )
     max_dup_paragraph_fraction: float = Field(
-        0.3, description="Maximum fraction of paragraphs (split on blank lines) that repeat an earlier one (Gopher: 0.3)."
+        0.3,
+        description="Maximum fraction of paragraphs (split on blank lines) that repeat an earlier one (Gopher: 0.3).",
     )
     max_dup_word_ngram_fraction: float = Field(
         0.15,
@@ -297,7 +303,8 @@ class MixConfig(_Config):
             if bad:
                 raise ValueError(f"mix.{name} must be >= 0, got {bad}")
         if self.weights and not any(self.weights.values()) and self.default_weight == 0:
-            raise ValueError(f"mix.weights sum to zero ({self.weights}, default_weight 0): every document would be dropped")
+            raise ValueError(f"mix.weights sum to zero ({self.weights}, default_weight 0): "
+                             "every document would be dropped")
         if self.source_weights and not any(self.source_weights.values()) and "*" in self.source_weights:
             raise ValueError(f"mix.source_weights sum to zero ({self.source_weights}): every document would be dropped")
         over = {k: v for k, v in self.min_quality_lang.items() if v > 1}

@@ -11,11 +11,11 @@ In code: ``run_crawl(seed_urls, out_dir, CrawlConfig(...)) -> stats``. ``out_dir
 
 Policies (each drop is counted by reason in ``stats["dropped"]`` and logged):
 
-* Schemes: only http and https (``scheme``). Addresses: the host is resolved and *every* address must be
-  public (no private, loopback, link-local, multicast, reserved, CGNAT) unless ``allow_private`` or the
-  address is in ``allow_networks`` (``private_address``; a name that does not resolve: ``dns``); the connection goes to the checked address, so a
-  DNS answer cannot change between check and connect. Redirects are new frontier entries (same depth, at
-  most ``max_redirects`` hops, ``too_many_redirects``), so every hop passes every check again.
+* Schemes: only http and https (``scheme``). Addresses: the host is resolved and *every* address must be public
+  (no private, loopback, link-local, multicast, reserved, CGNAT) unless ``allow_private`` or the address is in
+  ``allow_networks`` (``private_address``; a name that does not resolve: ``dns``); the connection goes to the
+  checked address, so a DNS answer cannot change between check and connect. Redirects are new frontier entries
+  (same depth, at most ``max_redirects`` hops, ``too_many_redirects``), so every hop passes every check again.
 * robots.txt (RFC 9309): fetched once per origin with our user agent; groups matched on the product token
   (``lmpipe-crawler``) else ``*``; the longest matching rule wins, Allow on a tie; ``*`` and ``$`` wildcards.
   2xx: obeyed (``robots``). 4xx: no rules. 5xx, 429, timeouts, network errors: the origin is treated as fully
@@ -25,12 +25,13 @@ Policies (each drop is counted by reason in ``stats["dropped"]`` and logged):
   delay, capped at ``max_crawl_delay``.
 * Politeness: at most ``per_host_concurrency`` requests to a host at once, ``per_host_delay`` seconds between
   the end of one and the start of the next; ``concurrency`` worker threads overall.
-* Retries: 429, the transient 5xx (500, 502-504, 507-509, 520-524; not 501/505/511), socket timeouts and connection errors are retried ``retries`` times after
-  ``backoff_base * 2**attempt`` seconds (at most ``backoff_max``), or ``Retry-After`` when it is longer; a
-  Retry-After beyond ``max_retry_after`` gives up at once. The final failure is the reason (``status_503``,
-  ``timeout``, ``connection_error``). A page still loading after ``page_timeout`` seconds is cut off
-  (``page_timeout``) and not retried: it would cost the same again. Nor are ``tls_error`` (certificate or
-  handshake) and ``bad_response`` (malformed status line or headers).
+* Retries: 429, the transient 5xx (500, 502-504, 507-509, 520-524; not 501/505/511), socket timeouts and
+  connection errors are retried ``retries`` times after ``backoff_base * 2**attempt`` seconds (at most
+  ``backoff_max``), or ``Retry-After`` when it is longer; a Retry-After beyond ``max_retry_after`` gives up at
+  once. The final failure is the reason (``status_503``, ``timeout``, ``connection_error``). A page still
+  loading after ``page_timeout`` seconds is cut off (``page_timeout``) and not retried: it would cost the same
+  again. Nor are ``tls_error`` (certificate or handshake) and ``bad_response`` (malformed status line or
+  headers).
 * Size and type: a page over ``max_bytes`` is dropped without reading further (``too_large``); with
   ``html_only`` a 2xx answer whose Content-Type is not HTML is dropped before its body is read (``not_html``).
   ``<meta name="robots">`` ``noindex`` drops the page (``noindex``), ``nofollow`` (meta or ``rel``) skips links.
@@ -96,7 +97,8 @@ class CrawlConfig(BaseModel):
     )
     max_pages: int = Field(100, ge=1, description="Page budget: at most this many page URLs are requested.")
     max_depth: int = Field(2, ge=0, description="Link depth: seeds are depth 0, their links depth 1, …")
-    same_site: bool = Field(False, description="Follow only links on a seed's site (host without 'www.', or a subdomain).")
+    same_site: bool = Field(
+        False, description="Follow only links on a seed's site (host without 'www.', or a subdomain).")
     allow_private: bool = Field(
         False, description="Allow private, loopback and link-local addresses (off: such hosts are refused)."
     )
@@ -828,7 +830,8 @@ class Crawler:
             self._check_robots(item.url)
             resp = self.http.get(item.url, html_only=self.cfg.html_only, max_bytes=self.cfg.max_bytes, truncate=False)
         except Drop as drop:
-            page.reason, page.requested, page.attempts, page.status = drop.reason, drop.requested, drop.attempts, drop.status
+            page.reason, page.requested = drop.reason, drop.requested
+            page.attempts, page.status = drop.attempts, drop.status
             return page
         except Exception as exc:  # a bug or an exotic failure costs this URL, never the crawl's WARC
             page.reason, page.requested = f"error:{type(exc).__name__}", True

@@ -402,7 +402,8 @@ def _index_matches(index: dedup.DedupIndex | None, batch: str, key: np.ndarray, 
             for r, g in sorted(cands):
                 if own is not None and own[0] <= g < own[1]:
                     continue
-                if g < earlier.get(r, 1 << 62) and dedup.jaccard(shingles.get(r), seg.shingles(g - seg.base)) >= threshold:
+                if (g < earlier.get(r, 1 << 62)
+                        and dedup.jaccard(shingles.get(r), seg.shingles(g - seg.base)) >= threshold):
                     earlier[r] = g
     finally:
         for seg in segs:
@@ -464,7 +465,8 @@ class _Clusters:
         pairs = _load_refs(work, "bands-*.npz", "a", "b", "old_ref", "old_doc")
         self.nodes = np.unique(np.concatenate([pairs["a"], pairs["b"]]))
         sets = _UnionFind(len(self.nodes))
-        for a, b in zip(np.searchsorted(self.nodes, pairs["a"]).tolist(), np.searchsorted(self.nodes, pairs["b"]).tolist()):
+        for a, b in zip(np.searchsorted(self.nodes, pairs["a"]).tolist(),
+                        np.searchsorted(self.nodes, pairs["b"]).tolist()):
             sets.union(a, b)
         self.roots = sets.roots()
         names, lengths = read_ids(prefixes, self.nodes), _column(prefixes, self.nodes, "lengths")

@@ -753,7 +753,8 @@ def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: 
 _COMMENTS_HEADING = re.compile(
     r"(?:(?:most recent |latest |recent |top )?(?:readers?'? |users?'? |your |user )?comments(?: \(\d+\))?"
     r"|\d+ (?:reader )?comments?|comments? on this (?:story|article|entry|post)"
-    r"|(?:post|leave|add|write|submit) (?:a|your) comments?|have your say|join the discussion.*|discuss this (?:story|article)"
+    r"|(?:post|leave|add|write|submit) (?:a|your) comments?|have your say|join the discussion.*"
+    r"|discuss this (?:story|article)"
     r"|comments (?:are|have been) (?:now )?closed.*|there are (?:currently )?no comments.*"
     r"|you must be logged in to (?:post a )?comment\.?)"
     r"\s*:?",

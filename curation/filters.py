@@ -11,8 +11,9 @@ to expensive. Thresholds live in `curation.config.FilterConfig`, one section per
   lines, newline/word ratio), then Gopher repetition (duplicate lines and paragraphs, top word 2-4-grams,
   duplicate word 5-grams). The rules follow datatrove's GopherQuality/C4Quality/FineWebQuality filters.
 * Chinese (`zh`): rules on characters, since Chinese has no spaces between words: length in characters, CJK
-  share, line-ending (or inner sentence-ending) punctuation including Chinese punctuation, short lines, site-boilerplate lines, duplicate
-  lines and paragraphs, the most frequent character 4-gram, duplicate character 10-grams.
+  share, line-ending (or inner sentence-ending) punctuation including Chinese punctuation, short lines,
+  site-boilerplate lines, duplicate lines and paragraphs, the most frequent character 4-gram, duplicate
+  character 10-grams.
 * Other languages: the repetition rules only (their own thresholds are a later issue).
 
     .venv/bin/python -c "from curation.filters import check; from curation.config import FilterConfig; \\
@@ -33,7 +34,8 @@ from curation.config import ChineseFilterConfig, EnglishFilterConfig, FilterConf
 # Gopher's stop-word rule: a real English text contains at least two of these.
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-_NON_CJK_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]+")
+_NON_CJK_WORD = re.compile(
+    r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]+")
 _ALPHA_WORD = re.compile(r"[^\W\d_]\S*")  # from a word's first letter to its end
 _ASCII = re.compile(r"[\x00-\x7f]+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -250,7 +252,8 @@ def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFi
     if cfg.c4_curly_bracket and "{" in text:
         return "c4_curly_bracket"
     # FineWeb
-    if _fraction(lines, lambda line: has_sentence_end(line, LATIN_TERMINAL, LATIN_INNER_END)) < cfg.min_line_punct_fraction:
+    punct = _fraction(lines, lambda line: has_sentence_end(line, LATIN_TERMINAL, LATIN_INNER_END))
+    if punct < cfg.min_line_punct_fraction:
         return "line_punct"
     if _short_share(lines, _SHORT_LINE_EN) > cfg.max_short_line_fraction:
         return "short_lines"
@@ -259,7 +262,9 @@ def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFi
     return None
 
 
-def _check_chinese(text: str, lines: list[str], cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig) -> str | None:
+def _check_chinese(
+    text: str, lines: list[str], cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig
+) -> str | None:
     chars = "".join(text.split())
     if not cfg.min_chars <= len(chars) <= cfg.max_chars:
         return "char_count"
@@ -358,7 +363,8 @@ def implausibility(text: str, replacement_cost: float = 1.0) -> float:
 
 # One CJK character alone inside Latin text ("Caf茅", "Tr猫s", "拢6,000"): how a UTF-8 Latin-1 letter (2 bytes)
 # reads as GBK, and GB2312 level 1 holds many of those characters, so they need their context.
-_GLUED_CJK = re.compile(r"(?<=[A-Za-z0-9])[\u4e00-\u9fff](?![^\x00-\x7f])|(?<![^\x00-\x7f])[\u4e00-\u9fff](?=[A-Za-z0-9])")
+_GLUED_CJK = re.compile(r"(?<=[A-Za-z0-9])[\u4e00-\u9fff](?![^\x00-\x7f])"
+                        r"|(?<![^\x00-\x7f])[\u4e00-\u9fff](?=[A-Za-z0-9])")
 _UTF8_PAIR = re.compile(rb"[\xc2-\xdf][\x80-\xbf]")
 
 

@@ -191,7 +191,8 @@ def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int =
             names = batch.schema.names
             k = batch.num_rows
 
-            def column(name: str) -> list[Any]:
+            # Defaults bind this batch's values: the helper is only called within this iteration.
+            def column(name: str, batch: pa.RecordBatch = batch, names: list[str] = names, k: int = k) -> list[Any]:
                 return batch.column(name).to_pylist() if name in names else [None] * k
 
             lang_values = column("lang")
@@ -220,7 +221,8 @@ def _scan(files: Sequence[Path], cfg: MixConfig | None = None, batch_rows: int =
     scan.score = cat("score", np.float64) if "quality_score" in has else None
     scan.size = cat("size", np.int64) if "dup_cluster_size" in has else None
     scan.chars, scan.nbytes = cat("chars", np.int64), cat("nbytes", np.int64)
-    scan.split_hash, scan.sample_hash, scan.top_hash = cat("split", np.uint64), cat("sample", np.uint64), cat("top", np.uint64)
+    scan.split_hash, scan.sample_hash = cat("split", np.uint64), cat("sample", np.uint64)
+    scan.top_hash = cat("top", np.uint64)
     return scan
 
 

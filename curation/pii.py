@@ -47,7 +47,8 @@ _IPV4 = re.compile(
     r"((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})"
     r"(?!\.?\d)(?![A-Za-z0-9_-])"
 )
-_IPV6 = re.compile(r"(?<![A-Za-z0-9_:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.\w)")  # validated by ipaddress
+# validated by ipaddress
+_IPV6 = re.compile(r"(?<![A-Za-z0-9_:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.\w)")
 _PHONE = re.compile(
     r"(?<![A-Za-z0-9_+.-])(?:"
     # mainland China mobile: 13812345678, 138-1234-5678, 138 1234 5678, +86 138 1234 5678, (+86)13812345678

@@ -36,7 +36,8 @@ Default model (reproducible, 20-40 s on one core; data licences in curation/mode
         --positives ../shared/data/text/en/llamafactory_wiki_demo.txt \\
                     ../shared/data/text/zh/cmrc2018_wikipedia_contexts.jsonl \\
         --negatives ../shared/data/warc/*.warc.gz ../shared/data/text/en/llamafactory_c4_demo.jsonl \\
-                    ../shared/data/text/en/dolma_cc_en_head-0091.jsonl ../shared/data/text/en/dolma_cc_en_head-0174.jsonl
+                    ../shared/data/text/en/dolma_cc_en_head-0091.jsonl \\
+                    ../shared/data/text/en/dolma_cc_en_head-0174.jsonl
 
     python -m curation.quality score --model PATH FILE...   # prints one score per document
 """

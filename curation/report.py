@@ -9,7 +9,8 @@ flow attaches it to the run (`flows.prefect_flows`). Sections:
 * Mix: documents, bytes, repeats and estimated tokens per language and per source, before and after;
 * plots: document length (characters, log scale) per language, quality_score per language with the
   thresholds, language shares before/after, drop reasons per stage, dedup cluster sizes;
-* samples: two documents per quality_score decile and language (truncated to `SAMPLE_CHARS`), to read what a score means.
+* samples: two documents per quality_score decile and language (truncated to `SAMPLE_CHARS`), to read what a
+  score means.
 
 Memory is bounded by a batch of `BATCH_ROWS` rows, never by the corpus: the input is streamed (lengths,
 quality_score and cluster sizes become histograms and counts as they pass), the decile edges come from a
@@ -250,7 +251,9 @@ def _plot_languages(mix_stats: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
-def _drop_rows(upstream: Sequence[tuple[str, str, dict[str, Any]]], mix_stats: dict[str, Any]) -> list[tuple[str, str, int]]:
+def _drop_rows(
+    upstream: Sequence[tuple[str, str, dict[str, Any]]], mix_stats: dict[str, Any]
+) -> list[tuple[str, str, int]]:
     rows = []
     for kind, _, stats in [*upstream, ("mix", "", mix_stats)]:
         for reason, count in sorted((stats.get("dropped") or {}).items(), key=lambda kv: -kv[1]):
@@ -369,7 +372,8 @@ def render_markdown(
     lines += [
         f"Mixed corpus: **{_fmt(train.get('rows', 0))} train rows** ({_fmt(train.get('docs', 0))} distinct documents, "
         f"~{_fmt(train.get('tokens_est', 0))} tokens estimated), **{_fmt(val.get('rows', 0))} val rows**; "
-        f"{_fmt(mix_stats.get('repeats', 0))} repeats; token-budget factor {mix_stats.get('budget', {}).get('factor', 1.0)}.",
+        f"{_fmt(mix_stats.get('repeats', 0))} repeats; "
+        f"token-budget factor {mix_stats.get('budget', {}).get('factor', 1.0)}.",
         "",
         *([f"Mix settings: `{json.dumps(settings, ensure_ascii=False, sort_keys=True)}`", ""] if settings else []),
         "## Stages",
@@ -379,7 +383,8 @@ def render_markdown(
     ]
     for kind, aid, stats in upstream:
         drops = ", ".join(f"{r} {c}" for r, c in sorted((stats.get("dropped") or {}).items(), key=lambda kv: -kv[1]))
-        lines.append(f"| {kind} | `{aid}` | {stats.get('docs_in', '')} | {stats.get('docs_out', '')} | {drops or '-'} |")
+        lines.append(f"| {kind} | `{aid}` | {stats.get('docs_in', '')} | {stats.get('docs_out', '')} "
+                     f"| {drops or '-'} |")
     mix_drops = ", ".join(f"{r} {c}" for r, c in (mix_stats.get("dropped") or {}).items())
     lines.append(f"| mix | (this artifact) | {mix_stats.get('docs_in', '')} | {mix_stats.get('docs_out', '')} | "
                  f"{mix_drops or '-'} |")
@@ -387,7 +392,8 @@ def render_markdown(
 
     for title, key in (("Mix by language", "by_lang"), ("Mix by source", "by_source")):
         table = mix_stats.get(key, {})
-        lines += [f"## {title}", "", "| key | docs before | bytes before | docs after | rows after | bytes after | repeats |",
+        lines += [f"## {title}", "",
+                  "| key | docs before | bytes before | docs after | rows after | bytes after | repeats |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for name, e in table.items():
             lines.append(f"| {name} | {_fmt(e['docs_before'])} | {_fmt(e['bytes_before'])} | {_fmt(e['docs_after'])} | "

@@ -246,7 +246,8 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig, s
 
 
 def _dedup_params(cfg: DedupConfig) -> dict[str, int]:
-    bands, rows = (cfg.bands, cfg.rows) if cfg.bands and cfg.rows else dedup.bands_rows_for_recall(cfg.threshold, cfg.num_perm)
+    bands, rows = ((cfg.bands, cfg.rows) if cfg.bands and cfg.rows
+                   else dedup.bands_rows_for_recall(cfg.threshold, cfg.num_perm))
     if bands * rows > cfg.num_perm:
         raise ValueError(f"bands * rows ({bands} x {rows}) exceeds num_perm ({cfg.num_perm})")
     return dict(num_perm=cfg.num_perm, seed=cfg.seed, bands=bands, rows=rows, word_ngram=cfg.word_ngram,
@@ -283,8 +284,9 @@ def dedup_decide(prefixes: Sequence[Path], decisions_dir: Path, cfg: DedupConfig
     """Dedup, all shards at once (one process): exact groups, near-duplicate clusters, one decision per document.
 
     The reference the bounded-memory `dedup_decide_sharded` (which the stage runs) is tested against; its memory
-    grows with documents (~1.1 KB each). Reads only the signature files (no text). Writes `decisions_dir/decisions-{shard:05d}.parquet` (code,
-    duplicate_of, dup_cluster, dup_cluster_size per row). Rules, in shard order: see `run_dedup`.
+    grows with documents (~1.1 KB each). Reads only the signature files (no text). Writes
+    `decisions_dir/decisions-{shard:05d}.parquet` (code, duplicate_of, dup_cluster, dup_cluster_size per row).
+    Rules, in shard order: see `run_dedup`.
     """
     start = time.perf_counter()
     shards = [dedup.ShardSignatures(p) for p in prefixes]
@@ -424,7 +426,8 @@ def dedup_write(inputs: Sequence[str | Path], decisions: Path, out_dir: Path, sh
     out = _Outputs(out_dir, {**extra_columns(files), "dup_cluster": None, "dup_cluster_size": None}, ["duplicate_of"],
                    shard=shard)
     docs_in = 0
-    for row, code, dup_of, cluster, size in zip(read_documents(files), *(table[c].to_pylist() for c in table.column_names)):
+    columns = (table[c].to_pylist() for c in table.column_names)
+    for row, code, dup_of, cluster, size in zip(read_documents(files), *columns):
         docs_in += 1
         if code == _KEEP:
             out.keep({**row, "dup_cluster": cluster, "dup_cluster_size": size})
@@ -456,7 +459,8 @@ def run_dedup(inputs: Sequence[str | Path], out_dir: Path, cfg: DedupConfig) -> 
     try:
         prefixes = [work / f"sig-{i:05d}" for i in range(len(files))]
         parts = [dedup_signatures([f], p, cfg) for f, p in zip(files, prefixes)]
-        decided = dedup_decide_sharded(prefixes, work, cfg, resign=lambda s: dedup_signatures([files[s]], prefixes[s], cfg))
+        decided = dedup_decide_sharded(prefixes, work, cfg,
+                                       resign=lambda s: dedup_signatures([files[s]], prefixes[s], cfg))
         written = [dedup_write([f], work / f"decisions-{i:05d}.parquet", out_dir, i) for i, f in enumerate(files)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -507,7 +511,8 @@ def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityM
     labelled, labels = quality.read_labels(cfg.labels) if cfg.labels else (None, None)
     params = quality.TrainParams(combiner_l2=cfg.combiner_l2, seed=cfg.seed, max_reference_docs=cfg.max_negatives)
     model = quality.train(positives, negatives, labelled, labels, params)
-    model.info["sources"] = {"positives": sorted(positive_files), "labels": Path(cfg.labels).name if cfg.labels else None}
+    model.info["sources"] = {"positives": sorted(positive_files),
+                             "labels": Path(cfg.labels).name if cfg.labels else None}
     path = model.save(out_dir / QUALITY_MODEL_NAME)
     return {"model": "trained", "positives": len(positives), "negatives": len(negatives),
             "labelled": len(labelled or []), "fitted_on": model.info["fitted_on"], "bytes": path.stat().st_size,

@@ -97,7 +97,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = resolve_config(a.preset, overrides, files or None)  # all user errors surface before any work
     dag.expand_refresh(a.refresh)
     store = ArtifactStore()
-    known = dag.known_from(store, getattr(a, "from_id"))
+    known = dag.known_from(store, a.from_id)
     dag.check_refresh_from(a.refresh, known)
     dag.stages_after(a.flow, known)
     if dag.STALE in a.refresh:  # `--refresh stale`: the stages whose artifact other code built, by name
@@ -333,7 +333,8 @@ def cmd_config(a: argparse.Namespace) -> int:
 def cmd_ui(a: argparse.Namespace) -> int:
     from flows.ui import serve
 
-    print(f"Prefect UI: http://127.0.0.1:{a.port}  (database: {os.environ.get('PREFECT_HOME', '~/.prefect')}; Ctrl-C stops it)")
+    print(f"Prefect UI: http://127.0.0.1:{a.port}  "
+          f"(database: {os.environ.get('PREFECT_HOME', '~/.prefect')}; Ctrl-C stops it)")
     print(f"Runs made by `lmpipe run` with the same LMPIPE_HOME appear there; to record runs on this server, "
           f"export PREFECT_API_URL=http://127.0.0.1:{a.port}/api", flush=True)
     return serve(a.port)
@@ -363,7 +364,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     fl = FLOW_FUNCS[a.flow] if a.flow in FLOW_FUNCS else None
     if fl is None:
         raise UserError(f"unknown flow '{a.flow}'; flows are: {', '.join(FLOW_NAMES)}")
-    params = {"preset": a.preset, "overrides": overrides or None, "inputs": [os.path.abspath(p) for p in a.input] or None,
+    params = {"preset": a.preset, "overrides": overrides or None,
+              "inputs": [os.path.abspath(p) for p in a.input] or None,
               "home": os.environ["LMPIPE_HOME"], **({"incremental": True} if incremental else {})}
     print(f"serving '{a.flow}' as deployment '{a.name}' on cron '{a.cron}' (one run at a time); Ctrl-C stops",
           flush=True)

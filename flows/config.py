@@ -142,7 +142,8 @@ def resolve_config(preset: str = "demo", overrides: dict[str, Any] | None = None
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise UserError(f"invalid config value for '{loc}': {err['msg']}; see `lmpipe config` for the defaults") from None
+        raise UserError(f"invalid config value for '{loc}': {err['msg']}; "
+                        "see `lmpipe config` for the defaults") from None
     crawling = bool(cfg.crawl.seeds or cfg.crawl.seeds_file)
     if cfg.inputs or not crawling:  # a crawl may be the only raw input
         check_paths(cfg.inputs, "input")
@@ -178,8 +179,8 @@ def raw_files_in(directory: str) -> list[str]:
 def expand_local_inputs(inputs: list[str]) -> list[str]:
     """``--input`` may name files, directories (their non-hidden files) or globs (``crawl/*.warc.gz``): the
     artifact ids are computed over the files they stand for, in sorted order, so the same files give the same
-    ids however they were named (a directory: see ``raw_files_in``). fsspec URLs are kept as given; a glob or directory that matches nothing is
-    an error (a typo must not become an empty corpus)."""
+    ids however they were named (a directory: see ``raw_files_in``). fsspec URLs are kept as given; a glob or
+    directory that matches nothing is an error (a typo must not become an empty corpus)."""
     import glob
 
     files: list[str] = []
@@ -208,6 +209,7 @@ def check_paths(paths: list[str], what: str) -> None:
         if "://" in p:  # fsspec URL: checked by the reader
             continue
         if not os.path.exists(p):
-            raise UserError(f"{what} file not found: {p}; check the path (relative paths are from the current directory)")
+            raise UserError(f"{what} file not found: {p}; "
+                            "check the path (relative paths are from the current directory)")
         if not os.access(p, os.R_OK) or os.path.isdir(p):
             raise UserError(f"{what} path is not a readable file: {p}; fix its permissions or pass a file")

@@ -410,7 +410,8 @@ class _Progress:
         docs = self._docs()
         return {"stage": self.label, "shards_done": done, "shards": self.tasks, "docs": docs,
                 "docs_per_s": round(docs / elapsed, 1) if elapsed > 0 else 0.0,
-                "eta_s": round(eta, 1) if eta is not None else None, "fraction": done / self.tasks if self.tasks else 1.0}
+                "eta_s": round(eta, 1) if eta is not None else None,
+                "fraction": done / self.tasks if self.tasks else 1.0}
 
     def _emit(self) -> None:
         snap = self.snapshot()
@@ -480,8 +481,8 @@ def run_shards(label: str, fn: Callable[[int], dict[str, Any]], tasks: int, stat
                 retried = _run_local(executor, ranks, workers, execution.resolved_workers, execution.retries, state_dir)
     missing = executor.get_incomplete_ranks(range(tasks))
     if missing:
-        raise ShardFailed(_failure_message(executor, missing, {r: f"no completion marker after the {execution.executor} "
-                                                                 "executor finished" for r in missing}, {}))
+        reasons = {r: f"no completion marker after the {execution.executor} executor finished" for r in missing}
+        raise ShardFailed(_failure_message(executor, missing, reasons, {}))
     stats = [json.loads((state_dir / "stats" / f"{r:05d}.json").read_text()) for r in range(tasks)]
     return stats, {"total": tasks, "run": tasks - resumed, "resumed": resumed, "retried": retried}
 
@@ -504,7 +505,8 @@ def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             if isinstance(value, bool) or key not in out:
                 out.setdefault(key, value if not isinstance(value, Mapping) else merge_stats([value]))
             elif isinstance(value, (int, float)) and isinstance(out[key], (int, float)):
-                out[key] = round(out[key] + value, 6) if isinstance(value, float) or isinstance(out[key], float) else out[key] + value
+                out[key] = (round(out[key] + value, 6) if isinstance(value, float) or isinstance(out[key], float)
+                            else out[key] + value)
             elif isinstance(value, Mapping) and isinstance(out[key], Mapping):
                 out[key] = merge_stats([out[key], value])
     return out

@@ -12,10 +12,11 @@ the CLI does:
 Skipping is decided by the manifests in the store (``flows.dag``); Prefect's own task cache is off, since a
 cached Prefect result can point at a deleted file. Ids are planned before anything runs, so a stage whose
 manifest is complete gets no task run, and a section with nothing to do no subflow run (docs/LOG.md: ~0.6 s per
-task run on the ephemeral server); their manifests are still published, marked skipped. Each stage publishes a markdown artifact (manifest summary,
-parents) and a table artifact (its stats) on the flow run; ``mix`` also the corpus report (``mix-report``),
-``pretrain``/``sft`` their metrics and loss curve (``pretrain-training``, ``sft-training``); sharded stages
-a progress artifact (``<stage>-progress``: shards done, documents, docs/s, ETA) updated as shards finish.
+task run on the ephemeral server); their manifests are still published, marked skipped. Each stage publishes a
+markdown artifact (manifest summary, parents) and a table artifact (its stats) on the flow run; ``mix`` also the
+corpus report (``mix-report``), ``pretrain``/``sft`` their metrics and loss curve (``pretrain-training``,
+``sft-training``); sharded stages a progress artifact (``<stage>-progress``: shards done, documents, docs/s,
+ETA) updated as shards finish.
 Execution settings (``execution.workers``, ``execution.executor``, ``execution.ray_address``, ``execution.slurm_*``)
 go in ``overrides`` like any other key: they never change an artifact id.
 

@@ -29,7 +29,9 @@ from flows.executor import ExecutionConfig, ProgressFn, merge_stats, run_shards
 SHARDED = ("ingest", "langid", "filter", "dedup", "quality")
 
 
-def _map_shard(stage: str, inputs: list[str], out_dir: str, cfg: Any, extra: tuple[Any, ...], rank: int) -> dict[str, Any]:
+def _map_shard(
+    stage: str, inputs: list[str], out_dir: str, cfg: Any, extra: tuple[Any, ...], rank: int
+) -> dict[str, Any]:
     """Rank ``rank`` of a map stage: ``curation.stages.run_<stage>`` on input shard ``rank`` only."""
     from curation import stages
 
@@ -74,7 +76,8 @@ def run_sharded(stage: str, inputs: list[str], out: Path, cfg: Any, execution: E
         stats = merge_stats(parts)
         stats["shards"] = shards
         if stage == "quality":  # a mean is not a sum
-            stats["mean_quality"] = round(stats["quality_sum"] / stats["docs_out"], 4) if stats.get("docs_out") else None
+            stats["mean_quality"] = (round(stats["quality_sum"] / stats["docs_out"], 4)
+                                     if stats.get("docs_out") else None)
     shutil.rmtree(scratch, ignore_errors=True)
     stats["cpu_seconds"] = stats.pop("shard_cpu_seconds", None)
     stats.pop("shard_seconds", None)
@@ -98,8 +101,8 @@ def _run_dedup(inputs: list[str], out: Path, scratch: Path, cfg: Any, execution:
         decided = json.loads(decided_file.read_text())
     else:
         def ranks(label: str, fn: Any, tasks: int) -> list[dict[str, Any]]:
-            parts, _ = run_shards(f"dedup:{label}", fn, tasks, scratch / f"{label}-state", out / "logs" / f"dedup-{label}",
-                                  execution, progress)
+            parts, _ = run_shards(f"dedup:{label}", fn, tasks, scratch / f"{label}-state",
+                                  out / "logs" / f"dedup-{label}", execution, progress)
             return parts
 
         decided = dedup_decide_sharded([sig_dir / f"sig-{r:05d}" for r in range(n)], decisions_dir, cfg, ranks,

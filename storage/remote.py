@@ -150,7 +150,7 @@ class WorkMirror:
         for _, rel, (size, _mtime) in self._local_files():
             if rel not in held or held[rel][1] != size:
                 (self.local / rel).unlink(missing_ok=True)
-        for rel, (path, size) in sorted(held.items()):
+        for rel, (path, _size) in sorted(held.items()):
             target = self.local / rel
             if target.exists():
                 continue

@@ -457,7 +457,8 @@ class ArtifactStore:
             os.replace(mtmp, tmp / MANIFEST)
             old = None
             if os.path.exists(final):  # refresh: move the old one aside first; rename of a dir is atomic
-                old = f"{os.path.dirname(final)}/{TMP_PREFIX}old-{aid}-{_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                old = (f"{os.path.dirname(final)}/{TMP_PREFIX}old-{aid}-{_hostname()}-{os.getpid()}-"
+                       f"{uuid.uuid4().hex[:8]}")
                 os.replace(final, old)
             os.replace(tmp, final)
             if old:
@@ -577,7 +578,8 @@ class Lease:
             except FileExistsError:
                 held = Lease.read(path)
                 if held is not None and held.pid == os.getpid() and held.host == _hostname():
-                    raise RuntimeError(f"{path} is already held by this process (a stage built inside itself?)")
+                    raise RuntimeError(
+                        f"{path} is already held by this process (a stage built inside itself?)") from None
                 if held is None or not held.alive():
                     # Abandoned (or half-written by a process killed while creating it): move it away atomically.
                     with contextlib.suppress(OSError):

@@ -10,8 +10,9 @@ Sentencepiece then trains in its own C++ threads, in this process (no fork: safe
 With `space_digit_pieces`, ten pieces "▁0".."▁9" are appended to the trained model as lowest-priority merges.
 Two more rules add pieces in the slots of the last learned merges (`_add_pieces`, vocabulary size unchanged):
 `space_punct_pieces` ("▁" + every ASCII punctuation character; " @-@ " and " )" in WikiText-style text) and
-`digit_suffix_chars` (a digit joined to one of the letters that most often follow a digit in the sample:
-"4年"; never punctuation, so "10.5%" stays "1" "0" "." "5" "%"). Every digit stays in a token of its own, and no token holds two digits.
+`digit_suffix_chars` (a digit joined to one of the letters that most often follow a digit in the sample: "4年";
+never punctuation, so "10.5%" stays "1" "0" "." "5" "%"). Every digit stays in a token of its own, and no token
+holds two digits.
 
 Output, as CONTRACTS.md fixes it: `tokenizer.model`, `tokenizer.vocab` (one `piece<TAB>score` line per id,
 for humans; newline, tab, carriage return and backslash inside a piece are written as \\n, \\t, \\r, \\\\)
