@@ -34,13 +34,15 @@ def test_write_and_read_documents_row_groups(tmp_path: Path) -> None:
     assert meta.num_row_groups == 3 and max(meta.row_group(i).num_rows for i in range(3)) == 5000
     assert meta.row_group(0).column(0).compression == "ZSTD"
     rows = list(read_documents([path]))
-    assert len(rows) == 12_001 and set(rows[0]) == {"id", "text", "url", "title", "source", "lang", "lang_score", "quality_score"}
+    assert len(rows) == 12_001
+    assert set(rows[0]) == {"id", "text", "url", "title", "source", "lang", "lang_score", "quality_score"}
 
 
 def test_resolve_inputs_skips_removed_and_rejects_missing(tmp_path: Path) -> None:
     write_documents(make_docs(2), tmp_path / "docs-00000.parquet")
     write_documents(make_docs(2), tmp_path / "removed" / "removed-00000.parquet")
-    assert resolve_inputs([tmp_path, tmp_path / "removed" / "removed-00000.parquet"]) == [tmp_path / "docs-00000.parquet"]
+    assert (resolve_inputs([tmp_path, tmp_path / "removed" / "removed-00000.parquet"])
+            == [tmp_path / "docs-00000.parquet"])
     with pytest.raises(FileNotFoundError):
         resolve_inputs([tmp_path / "nope.parquet"])
 

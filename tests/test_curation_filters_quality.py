@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
-
-import pytest
 
 from curation.config import EnglishFilterConfig, FilterConfig
 from curation.filters import NgramIndex, check, cjk_fraction, dup_ngram_fraction, top_ngram_fraction

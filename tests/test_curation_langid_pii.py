@@ -21,8 +21,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 LID = SHARED / "data" / "lid" / "lingua_testdata" / "sentences"
 
 
-def kept_as(text: str, cfg: LangIdConfig = LangIdConfig()) -> str:
+def kept_as(text: str, cfg: LangIdConfig | None = None) -> str:
     """The language the langid stage would keep `text` as, or '' when it would drop it."""
+    cfg = cfg or LangIdConfig()
     lang, score = identify(text)
     ok = lang in cfg.languages and score >= cfg.min_score.get(lang, cfg.default_min_score)
     return lang if ok else ""

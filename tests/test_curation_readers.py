@@ -47,7 +47,8 @@ def test_dolma_wget_warcs_hold_37_pages() -> None:
 def test_heritrix_warc_017_is_read() -> None:
     records, stats = read("aut-archiveit-227-example.warc.gz")
     # SOURCES.md: 299 responses, 140 of them text/html. Every response is either a document or counted.
-    responses = len(records) + stats.skipped["http_status"] + stats.skipped["no_http_headers"] + stats.skipped["non_html"]
+    responses = (len(records) + stats.skipped["http_status"] + stats.skipped["no_http_headers"]
+                 + stats.skipped["non_html"])
     assert responses == 299
     assert stats.skipped["warcinfo"] == 1 and stats.skipped["request"] == 261 and stats.skipped["metadata"] == 261
     assert 50 < len(records) <= 140

@@ -97,7 +97,8 @@ def test_langid_keeps_zh_and_en_and_records_other_languages(chain: dict) -> None
     removed = pq.read_table(out / "removed" / "removed-00000.parquet").to_pylist()
     assert {r["drop_reason"] for r in removed} >= {"lang:ru", "lang:de", "lang:nl"}
     assert all(r["lang_score"] > 0 for r in removed)
-    assert stats["dropped"] == {k: v for k, v in stats["dropped"].items() if k.startswith("lang:") or k == "low_lang_score"}
+    assert stats["dropped"] == {k: v for k, v in stats["dropped"].items()
+                                if k.startswith("lang:") or k == "low_lang_score"}
 
 
 def test_filter_drops_with_reasons(chain: dict) -> None:

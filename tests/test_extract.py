@@ -398,7 +398,8 @@ def test_a_comment_thread_without_a_heading_is_cut_at_its_first_comment() -> Non
 
 
 def test_gallery_and_sharing_chrome_lines_are_dropped_but_not_prose() -> None:
-    after = "<p>View larger image</p><p>Print Email this Comment</p><p>Close</p><p>Share this story with friends at work.</p>"
+    after = ("<p>View larger image</p><p>Print Email this Comment</p><p>Close</p>"
+             "<p>Share this story with friends at work.</p>")
     text = extract_text(_article_page(after))
     lines = text.split("\n")
     assert "View larger image" not in lines and "Close" not in lines and "Print Email this Comment" not in lines
@@ -406,9 +407,11 @@ def test_gallery_and_sharing_chrome_lines_are_dropped_but_not_prose() -> None:
 
 
 def test_a_form_wrapping_the_article_is_kept_but_a_sign_up_form_is_not() -> None:
-    sidebar = "".join(f"<li><a href='/s{i}'>Another story headline number {i} from the archive</a></li>" for i in range(12))
+    sidebar = "".join(f"<li><a href='/s{i}'>Another story headline number {i} from the archive</a></li>"
+                      for i in range(12))
     story = "".join(f"<p>{_PARAGRAPH} Part {i}.</p>" for i in range(6))
-    signup = "<form class='signup'>" + "".join(f"<div>Get our newsletter every morning {i}</div>" for i in range(6)) + "</form>"
+    signup = ("<form class='signup'>" + "".join(f"<div>Get our newsletter every morning {i}</div>" for i in range(6))
+              + "</form>")
     html = f"<html><body><ul>{sidebar}</ul><form id='aspnetForm'><div>{story}</div></form>{signup}</body></html>"
     page = extract_document(html, fallback="none")
     assert page.engine == "lmpipe" and "Part 5." in page.text and "newsletter" not in page.text

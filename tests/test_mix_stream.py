@@ -50,7 +50,7 @@ def test_bytes_do_not_depend_on_batch_or_bucket_size(shards: Path, tmp_path: Pat
     cfg = MixConfig(val_fraction=0.1, rehydrate={1: 1.0, 5: 2.0}, weights={"en": 1.5, "zh": 0.7}, shard_rows=40)
     big = mix([shards], tmp_path / "big", cfg)
     small = mix([shards], tmp_path / "small", cfg, batch_rows=7, bucket_bytes=2_000)
-    again = mix([shards], tmp_path / "again", cfg, batch_rows=7, bucket_bytes=2_000)
+    mix([shards], tmp_path / "again", cfg, batch_rows=7, bucket_bytes=2_000)
     assert big["shuffle"]["train"]["buckets"] == 1 and small["shuffle"]["train"]["buckets"] > 8  # really bucketed
     assert digest(tmp_path / "big") == digest(tmp_path / "small") == digest(tmp_path / "again")
     assert {k: v for k, v in big.items() if k != "shuffle"} == {k: v for k, v in small.items() if k != "shuffle"}

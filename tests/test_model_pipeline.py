@@ -130,7 +130,8 @@ def test_record_formats_and_drops(tmp_path: Path) -> None:
     assert belle[0]["content"] == "写诗"
     dolly = record_to_messages({"instruction": "Q", "context": "C", "response": "R", "category": "qa"})
     assert dolly[0]["content"] == "Q\nC"
-    turns = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+    turns = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
+             {"role": "assistant", "content": "A"}]
     messages = record_to_messages({"messages": turns})
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
 

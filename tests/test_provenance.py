@@ -34,7 +34,8 @@ def test_stage_code_names_the_stage_modules_and_libraries_and_says_what_changed(
     assert changes(code, "ingest") == []
     older = {**code, "digest": "0" * 16, "modules": {**code["modules"], "curation.extract": "a" * 12},
              "libraries": {**code["libraries"], "trafilatura": "1.0"}}
-    assert changes(older, "ingest") == ["curation.extract changed", f"trafilatura 1.0 -> {code['libraries']['trafilatura']}"]
+    assert changes(older, "ingest") == ["curation.extract changed",
+                                        f"trafilatura 1.0 -> {code['libraries']['trafilatura']}"]
     assert changes({}, "ingest") == ["built before code digests were recorded"]
 
 
