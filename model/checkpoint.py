@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from model.config import GPTConfig
@@ -65,9 +66,11 @@ def save_model(
     model: GPT,
     train_config: BaseModel | dict[str, Any] | None = None,
     state: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Write weights, model_config.json and (when given) train_config.json into out_dir.
-    `state`: weights already gathered by `model_state` (FSDP); default: the model's own."""
+    `state`: weights already gathered by `model_state` (FSDP); default: the model's own.
+    `metadata`: extra strings for the safetensors header (a checkpoint's step)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
@@ -76,7 +79,7 @@ def save_model(
     state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if model.config.tie_embeddings:
         state.pop("lm_head.weight", None)
-    save_file(state, str(out_dir / WEIGHTS), metadata={"format": "pt"})
+    save_file(state, str(out_dir / WEIGHTS), metadata={"format": "pt", **(metadata or {})})
     (out_dir / MODEL_CONFIG).write_text(model.config.model_dump_json(indent=2) + "\n")
     if train_config is not None:
         data = train_config.model_dump(mode="json") if isinstance(train_config, BaseModel) else train_config
@@ -203,8 +206,10 @@ def save_training_state(
     tmp, old = _sibling(ckpt_dir, PART), _sibling(ckpt_dir, ASIDE)
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_model(tmp, model, train_config, state=weights)
-    torch.save({"optimizer": optim_state, "extra": {"torch_rng": torch.get_rng_state()}}, tmp / OPTIMIZER)
+    # Every file names its step, so a checkpoint copied file by file (a bucket mirror) from two saves is caught.
+    save_model(tmp, model, train_config, state=weights, metadata={"step": str(step)})
+    torch.save({"optimizer": optim_state, "extra": {"torch_rng": torch.get_rng_state(), "step": step}},
+               tmp / OPTIMIZER)
     state = {"step": step, "loader": loader_state, "losses": losses, **({"rng": rng} if rng is not None else {})}
     (tmp / TRAINING_STATE).write_text(json.dumps(state))
     _fsync_files(tmp)  # a power cut after the rename must not leave a renamed but empty file
@@ -277,15 +282,24 @@ def read_training_state(ckpt_dir: Path | str, model: GPT) -> dict[str, Any]:
     saved (the optimizer state goes to `load_optimizer_state` once the optimizer exists)."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / TRAINING_STATE).is_file():
-        raise FileNotFoundError(f"{ckpt_dir} holds no training checkpoint ({TRAINING_STATE}); pass a checkpoint/ directory")
+        raise FileNotFoundError(f"{ckpt_dir} holds no training checkpoint ({TRAINING_STATE}); "
+                                "pass a checkpoint/ directory")
     check_same_model(ckpt_dir, model.config)
+    saved = json.loads((ckpt_dir / TRAINING_STATE).read_text())
+    with safe_open(str(ckpt_dir / WEIGHTS), "pt") as f:
+        weights_step = (f.metadata() or {}).get("step")
+    blob = torch.load(ckpt_dir / OPTIMIZER, map_location="cpu", weights_only=True)
+    steps = {"state.json": saved["step"], WEIGHTS: weights_step and int(weights_step),
+             OPTIMIZER: blob["extra"].get("step")}
+    if len({v for v in steps.values() if v is not None}) > 1:  # None: written before files named their step
+        raise ValueError(f"{ckpt_dir} mixes files of different saves (steps {steps}): it was copied file by file; "
+                         "delete it to train from the start, or resume from a checkpoint that was copied whole")
     state = load_file(str(ckpt_dir / WEIGHTS))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if set(missing) - ({"lm_head.weight"} if model.config.tie_embeddings else set()) or unexpected:
         raise ValueError(f"{ckpt_dir} was saved for a different model configuration; cannot resume")
-    blob = torch.load(ckpt_dir / OPTIMIZER, map_location="cpu", weights_only=True)
     torch.set_rng_state(blob["extra"]["torch_rng"])
-    return {**json.loads((ckpt_dir / TRAINING_STATE).read_text()), "optimizer": blob["optimizer"]}
+    return {**saved, "optimizer": blob["optimizer"]}
 
 
 class SaveClock:

@@ -26,10 +26,9 @@ import torch
 from safetensors.torch import load_file
 
 from model import checkpoint
-from model.config import PretrainConfig
+from model.config import GPTConfig, PretrainConfig
 from model.gpt import GPT
 from model.sft import ShuffledBatches
-from model.config import GPTConfig
 from storage.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +67,13 @@ def test_checkpoint_swap_leaves_one_complete_checkpoint_at_every_point(tmp_path:
     # The next save (of the resumed run) goes in as checkpoint and removes the stale siblings.
     _save(ckpt, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+    # Files of two saves (a checkpoint copied file by file) are refused, not resumed from.
+    _save(tmp_path / "other", 5)
+    shutil.copy(tmp_path / "other" / "optimizer.pt", ckpt / "optimizer.pt")
+    with pytest.raises(ValueError, match="mixes files of different saves"):
+        checkpoint.read_training_state(ckpt, GPT(GPTConfig.from_depth(1, 64, 16)))
+    shutil.rmtree(tmp_path / "other")
 
     # A half-written checkpoint.part (kill while saving) is never taken.
     (tmp_path / "checkpoint.part").mkdir()
