@@ -438,10 +438,10 @@ def run_stage(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[st
     """Compute (or find) one stage's artifact. Returns ``(manifest, built)``.
 
     Sharded stages (``flows.sharded``) resume: shards completed by an interrupted build of the same id are
-    reused. ``progress`` receives the executor's progress snapshots (``flows.executor``)."""
-    from flows.sharded import SHARDED
-
+    reused; pretrain and sft resume from the last complete checkpoint their trainer left in the build directory
+    (``--resume-latest``). ``progress`` receives the executor's progress snapshots (``flows.executor``)."""
     from flows.provenance import stage_code
+    from flows.sharded import SHARDED
 
     conf, parents, raw = stage_identity(name, cfg, ids)
     return store.build(name, _stage(name).version, conf, parents, _compute(name, cfg, store, ids, progress),
