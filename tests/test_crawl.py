@@ -410,7 +410,8 @@ def test_normalize_url() -> None:
     assert normalize_url("https://例子.测试/a b") == "https://xn--fsqu00a.xn--0zwm56d/a%20b"
     assert normalize_url("http://user:pw@a.org:8080/?") == "http://a.org:8080/"
     for bad, reason in [("mailto:a@b.org", "scheme"), ("file:///etc/passwd", "scheme"),
-                        ("javascript:alert(1)", "scheme"), ("http://a.org:99999/", "bad_url"), ("http:///x", "bad_url")]:
+                        ("javascript:alert(1)", "scheme"), ("http://a.org:99999/", "bad_url"),
+                        ("http:///x", "bad_url")]:
         with pytest.raises(Drop) as err:
             normalize_url(bad)
         assert err.value.reason == reason, bad
@@ -529,4 +530,5 @@ def test_prefect_corpus_flow_with_crawl(prefect_harness, tmp_path: Path) -> None
     store = ArtifactStore(tmp_path)
     ingest = store.get(results["ingest"]["id"])
     assert ingest.parents == [results["crawl"]["id"]]
-    assert ingest.stats["read"]["files"] and any(name.startswith("lmpipe-crawl-") for name in ingest.stats["read"]["files"])
+    assert ingest.stats["read"]["files"]
+    assert any(name.startswith("lmpipe-crawl-") for name in ingest.stats["read"]["files"])

@@ -31,8 +31,10 @@ def _near_dup_sets() -> list[tuple[str, list[tuple[str, str]], int, int]]:
         lines = (NEAR_DUP / name / "docs.jsonl").read_text(encoding="utf-8").splitlines()
         return [(d["id"], d["text"]) for d in map(json.loads, lines)]
 
-    fixture = [(p.stem, p.read_text(encoding="utf-8")) for p in sorted((NEAR_DUP / "cs336_fuzzy_duplicates_fixture").glob("*.txt"))]
-    return [("tang char3", jsonl("tang_poems_two_editions"), 5, 3), ("tang char2", jsonl("tang_poems_two_editions"), 5, 2),
+    fixture = [(p.stem, p.read_text(encoding="utf-8"))
+               for p in sorted((NEAR_DUP / "cs336_fuzzy_duplicates_fixture").glob("*.txt"))]
+    return [("tang char3", jsonl("tang_poems_two_editions"), 5, 3),
+            ("tang char2", jsonl("tang_poems_two_editions"), 5, 2),
             ("licences word5", jsonl("choosealicense_license_texts"), 5, 5),
             ("licences word3", jsonl("choosealicense_license_texts"), 3, 5), ("cs336 fixture word5", fixture, 5, 5)]
 
@@ -116,8 +118,9 @@ def test_truncated_run_is_detected_and_signed_again(tmp_path: Path) -> None:
     bands.write_bytes(bytes(flipped))
     assert ds.check_runs(prefixes) == [1]
     resigned = []
-    decided = dedup_decide_sharded(prefixes, tmp_path / "dec", cfg,
-                                   resign=lambda s: resigned.append(s) or dedup_signatures([files[s]], prefixes[s], cfg))
+    decided = dedup_decide_sharded(
+        prefixes, tmp_path / "dec", cfg,
+        resign=lambda s: resigned.append(s) or dedup_signatures([files[s]], prefixes[s], cfg))
     assert resigned == [1] and decided["rebuilt_shards"] == [1] and decided["exact_groups"] == 50
     with pytest.raises(ds.CorruptRun):  # without a way to sign again: an error, never a half-read file
         bands.write_bytes(data[:100])

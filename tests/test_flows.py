@@ -285,8 +285,8 @@ def test_kill_9_during_a_stage_then_rerun_finishes(tmp_path):
     status = {ln.split()[0]: ln.split()[1] for ln in p.stdout.splitlines()
               if ln.split() and ln.split()[0] in dag.ORDER and len(ln.split()) >= 3}
     assert status["pretrain"] == "built" and status["sft"] == "built"
-    assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix",
-                                                  "tokenizer", "tokens"]), status
+    assert all(status[s] == "skipped" for s in ["ingest", "langid", "filter", "dedup", "quality_model", "quality",
+                                                  "mix", "tokenizer", "tokens"]), status
     assert len(store.list("pretrain")) == 1 and not list(tmp_path.glob("*/.tmp-*"))
 
 

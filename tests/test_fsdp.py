@@ -102,7 +102,8 @@ def test_fsdp_two_cpu_ranks_equal_one_process_with_twice_the_batch(shards: Path,
     assert stats["val_loss"] == pytest.approx(single["val_loss"], abs=1e-3)  # every rank evaluated, rank 0 wrote
 
     # Rank 0 gathered the full weights: an ordinary model directory, loadable without torch.distributed.
-    a, b = load_file(str(tmp_path / "fsdp" / "model.safetensors")), load_file(str(tmp_path / "one" / "model.safetensors"))
+    a = load_file(str(tmp_path / "fsdp" / "model.safetensors"))
+    b = load_file(str(tmp_path / "one" / "model.safetensors"))
     assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
     model = checkpoint.load_model(tmp_path / "fsdp")
@@ -128,5 +129,6 @@ def test_fsdp_exact_resume_from_a_sharded_checkpoint(shards: Path, tmp_path: Pat
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     # The checkpoint has the single-process format: DDP ranks resume it too (same losses up to reduction order).
-    torchrun(2, tmp_path / "ddp", shards, {**FSDP, "parallel": "ddp"}, "--resume", str(tmp_path / "half" / "checkpoint"))
+    torchrun(2, tmp_path / "ddp", shards, {**FSDP, "parallel": "ddp"},
+             "--resume", str(tmp_path / "half" / "checkpoint"))
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "rest"), abs=1e-3)

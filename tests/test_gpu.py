@@ -196,7 +196,8 @@ def _store() -> Path:
 def test_dag_pretrain_and_sft_stages_on_the_gpu_through_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(_store(), home)
-    env = {**os.environ, "LMPIPE_HOME": str(home), "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "LMPIPE_HOME": str(home),
+           "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env.pop("PREFECT_API_URL", None)
     (tokens,) = [p.name for p in (home / "tokens").iterdir() if (p / "manifest.json").exists()]
     # --from the tokens artifact: the DAG plans and runs only pretrain and sft (the curation stages' packages

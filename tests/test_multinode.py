@@ -51,7 +51,9 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def two_nodes(out: Path, shards: Path, *extra: str, node1_tokens: Path | None = None) -> list[subprocess.CompletedProcess[str]]:
+def two_nodes(
+    out: Path, shards: Path, *extra: str, node1_tokens: Path | None = None
+) -> list[subprocess.CompletedProcess[str]]:
     """Node 0 with the run's arguments, node 1 joining with `python -m model.launch` (no paths, no config),
     both started at once like two Slurm tasks; returns both finished processes."""
     endpoint = f"127.0.0.1:{free_port()}"

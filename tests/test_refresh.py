@@ -126,7 +126,8 @@ def test_second_refresh_processes_only_the_new_file_then_nothing_new(version1, t
     assert raw == {"a.jsonl", "b.jsonl"} and raw <= {os.path.basename(i["path"]) for i in raw_inputs(store, v2.id)}
     tree = "\n".join(lineage_lines(store, v2.id))
     assert v1 in tree and "a.jsonl" in tree and "b.jsonl" in tree
-    assert store.read_ref("corpus")["id"] == v2.id and [h["version"] for h in store.read_ref("corpus")["history"]] == [1, 2]
+    assert store.read_ref("corpus")["id"] == v2.id
+    assert [h["version"] for h in store.read_ref("corpus")["history"]] == [1, 2]
     # `--from` the new version takes it (not the previous mix among its parents) as the mix.
     assert dag.known_from(store, v2.id)["mix"] == v2.id
 

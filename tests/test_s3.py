@@ -251,7 +251,8 @@ def test_a_second_build_on_s3_waits_for_the_first(bucket: str, tmp_path: Path) -
     holder = subprocess.Popen([sys.executable, "-c", (
         "import time; from storage.store import ArtifactStore\n"
         f"s = ArtifactStore({home!r})\n"
-        "s.build('mix', '1', {}, [], lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
+        "s.build('mix', '1', {}, [], "
+        "lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
     )], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)})
     try:
         store = ArtifactStore(home)

@@ -55,7 +55,9 @@ def outputs(home: str | Path) -> dict[str, str]:
     return found
 
 
-def run_cli(home: Path, inputs: list[str], *extra: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+def run_cli(
+    home: Path, inputs: list[str], *extra: str, wait: bool = True
+) -> subprocess.Popen | subprocess.CompletedProcess:
     # quality_model copies the shipped scorer (positives=[]): training one is not what these tests are about
     cmd = [*LMPIPE, "--home", str(home), "run", "corpus", "--preset", "tiny", "--no-prefect", "--no-generate",
            "--set", "quality_model.positives=[]", *[a for p in inputs for a in ("--input", p)], *extra]
@@ -160,7 +162,8 @@ def _raise_on(bad: int, rank: int) -> dict:
 
 def test_a_shard_that_fails_every_try_fails_the_stage_naming_it_and_its_log(tmp_path: Path) -> None:
     fn = functools.partial(_raise_on, 1)
-    with pytest.raises(ShardFailed, match=r"shard 1 failed 2 time\(s\): OSError: disk trouble on rank 1.*task_00001\.log"):
+    with pytest.raises(ShardFailed,
+                       match=r"shard 1 failed 2 time\(s\): OSError: disk trouble on rank 1.*task_00001\.log"):
         run_shards("t", fn, 3, tmp_path / "state", tmp_path / "logs", ExecutionConfig(workers=1, retries=1))
     assert "disk trouble" in (tmp_path / "logs/logs/task_00001.log").read_text()
     # the shards that succeeded are complete: a rerun with the fault gone runs only shard 1
@@ -224,7 +227,8 @@ def test_a_second_build_of_the_same_artifact_waits_for_the_first(tmp_path: Path)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from storage.store import ArtifactStore\n"
         f"s = ArtifactStore({str(tmp_path)!r})\n"
-        "s.build('mix', '1', {}, [], lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
+        "s.build('mix', '1', {}, [], "
+        "lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
     )], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         wait_for(lambda: list(tmp_path.glob("mix/.lease-*")), timeout=60)
