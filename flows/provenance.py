@@ -3,7 +3,8 @@
 Artifact ids cover the config, the parents and the raw inputs, not the code: a changed extractor or a trafilatura
 upgrade would silently reuse outputs built by the old one. Every manifest therefore records ``code``:
 
-* ``modules``: the SHA-256 (12 hex) of each project module the stage runs: its roots below, plus every project
+* ``modules``: the SHA-256 (12 hex) of each project module's code (its tokens: comments, docstrings and line
+  wrapping do not count) that the stage runs: its roots below, plus every project
   module they import, followed through the imports (found by parsing the source, nothing is imported);
 * ``libraries``: the installed version of each third-party distribution those modules import;
 * ``digest``: one SHA-256 over both.
@@ -20,8 +21,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import io
 import re
 import sys
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +144,34 @@ def _versions(tops: set[str]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
+def _code_digest(path: Path) -> str:
+    """SHA-256 (12 hex) of a module's tokens without comments, docstrings and line wrapping: rewrapping a line or
+    editing a comment leaves the digest (and the artifacts built by the module) as they are. Falls back to the
+    raw bytes for a file that does not tokenize."""
+    text = path.read_text(encoding="utf-8")
+    kept: list[str] = []
+    statement_start = True  # a string alone at the start of a statement is a docstring (or a no-op)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+    for i, tok in enumerate(tokens):
+        if tok.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        if tok.type == tokenize.STRING and statement_start:
+            following = next((t for t in tokens[i + 1:] if t.type not in (tokenize.COMMENT, tokenize.NL)), None)
+            if following is None or following.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                continue
+        statement_start = tok.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+        kept.append(tok.string if tok.type not in (tokenize.INDENT, tokenize.DEDENT) else f"<{tok.type}>")
+    return hashlib.sha256("\x00".join(kept).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
 def stage_code(stage: str) -> dict[str, Any]:
     """``{"digest", "modules", "libraries"}`` of the code installed now for ``stage`` (cached per process)."""
     modules, third = _closure(ROOTS.get(stage, ()))
-    files = {m: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for m, p in sorted(modules.items())}
+    files = {m: _code_digest(p) for m, p in sorted(modules.items())}
     for folder in DATA.get(stage, ()):
         for f in sorted((REPO / folder).rglob("*")):
             if f.is_file() and "__pycache__" not in f.parts:

@@ -91,3 +91,18 @@ def test_a_damaged_artifact_is_never_reused_and_verify_finds_a_changed_byte(corp
         in p.stderr and "--refresh filter" in p.stderr
     assert _cli(corpus, *RUN, "--refresh", "filter").returncode == 0
     assert _cli(corpus, "verify", m.id).returncode == 0
+
+
+def test_comments_docstrings_and_line_wrapping_do_not_change_a_module_digest(tmp_path):
+    from flows.provenance import _code_digest
+
+    def digest(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        return _code_digest(tmp_path / name)
+
+    base = digest("a.py", '"""Doc."""\nimport os  # why\n\n\ndef f(x,\n      y):\n    """Doc of f."""\n'
+                          '    return (x +\n            y)\n')
+    same = digest("b.py", '"""Another doc."""\nimport os\n\n# a comment\ndef f(x, y):\n    """Other."""\n'
+                          '    return (x + y)\n')
+    other = digest("c.py", '"""Doc."""\nimport os\n\n\ndef f(x, y):\n    return (x - y)\n')
+    assert base == same and base != other
