@@ -36,7 +36,9 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ingest", "7", ()),  # 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2, ingest.fallback; 4: <section> votes, narrower tag rule;
+    # ingest 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2,
+    # ingest.fallback; 4: <section> votes, narrower tag rule;
+    Stage("ingest", "7", ()),
     # 5: no fallback under 2500 chars of page text (ingest.fallback_min_page_chars), headings as paragraphs,
     # teaser headlines kept; 6: one shard per raw input file (docs-{rank}.parquet), every sharded stage below
     # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5); 7: reader-comment threads cut,
@@ -47,10 +49,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("filter", "3", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
-    Stage("quality_model", "4", ("ingest",)),  # learned scorer: reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
+    # quality_model: the learned scorer, reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
+    Stage("quality_model", "4", ("ingest",)),
     # 3: table markup stripped before the statistics, no `pipes` statistic; 4: negatives sampled while streaming
     # (bottom-k pieces by hash(seed, id, piece))
-    Stage("quality", "5", ("dedup", "quality_model")),  # 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs
+    # quality 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs; 5: sharded
+    Stage("quality", "5", ("dedup", "quality_model")),
     Stage("mix", "3", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/;
     # 3: two streaming passes and an external bucketed shuffle (shards byte-identical), report from streamed
     # histograms and a 10,000-score sample per language
@@ -193,7 +197,8 @@ def _shipped_quality_model() -> Path:
     return DEFAULT_MODEL
 
 
-def stage_identity(name: str, cfg: PipelineConfig, ids: dict[str, str]) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+def stage_identity(name: str, cfg: PipelineConfig,
+                   ids: dict[str, str]) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """(config that goes into the id, parent ids, raw inputs for the manifest) of one stage."""
     stage = _stage(name)
     missing = [p for p in stage.parents if p not in ids]
@@ -337,7 +342,8 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
             inputs = parquet_of(parents[STAGES[name].parents[0]], in_place=name in (*SHARDED, "quality_model"))
         if name == "ingest" and crawl_enabled(cfg):
             crawl = store.get(ids.get(CRAWL.name) or planned_id(CRAWL.name, cfg, {}))
-            inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files if f["path"].endswith(".warc.gz")]
+            inputs += [str(store.local_dir(crawl.id) / f["path"]) for f in crawl.files
+                       if f["path"].endswith(".warc.gz")]
         if name == "mix":
             return lambda out: mix_with_report(inputs, out, cfg, store, ids)
         if name == "ingest":

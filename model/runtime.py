@@ -271,7 +271,7 @@ def shard_model(model: nn.Module, bf16: bool) -> None:
     mp = MixedPrecisionPolicy()  # fp32 everywhere
     if bf16:
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for block in getattr(model, "blocks"):
+    for block in model.blocks:
         fully_shard(block, mp_policy=mp)
     fully_shard(model, mp_policy=mp, reshard_after_forward=False)
 
