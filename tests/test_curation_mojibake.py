@@ -87,3 +87,16 @@ def test_shared_text_damaged_is_repaired_or_dropped_and_clean_kept() -> None:
                if damage(d.text) != d.text]
     assert clean.count("kept") == len(clean)
     assert sum(r in ("repaired", "dropped") for r in damaged) >= 0.99 * len(damaged)
+
+
+def test_ftfy_is_asked_only_about_lines_that_can_hold_its_mojibake_with_the_same_result():
+    import ftfy
+
+    from curation.filters import _FTFY, _fix_text_non_ascii_lines
+
+    clean = "中文段落，“引号”与——破折号…\nplain ASCII line\nCafé, naïve — déjà vu\n全角：ＡＢＣ１２３\n"
+    samples = [clean, clean.encode("utf-8").decode("latin-1"), clean.encode("utf-8").decode("cp1252", "replace"),
+               clean.encode("utf-8").decode("mac_roman"), "中文“" + "Cafe\u0301".encode("utf-8").decode("latin-1"),
+               "no newline at the end: Ã©", "\n\n\u00c3\u00a9\n"]
+    for text in samples:
+        assert _fix_text_non_ascii_lines(text) == ftfy.fix_text(text, _FTFY)
