@@ -435,8 +435,10 @@ def fix_encoding(text: str) -> tuple[str, str | None]:
     fixed = _fix_text_non_ascii_lines(text)
     non_ascii = sum(map(len, _NON_ASCII_RUN.findall(fixed)))
     undone = _gbk_reading_undone(fixed)
-    if undone is not None:
-        gain = implausibility(fixed, GBK_LOST_BYTE_COST) - implausibility(undone, GBK_LOST_BYTE_COST)
+    before = implausibility(fixed, GBK_LOST_BYTE_COST) if undone is not None else 0.0
+    # the gain cannot exceed `before` (implausibility is never negative): most clean text stops here
+    if undone is not None and before >= GBK_MIN_GAIN and before >= GBK_MIN_GAIN_PER_CHAR * non_ascii:
+        gain = before - implausibility(undone, GBK_LOST_BYTE_COST)
         if gain >= GBK_MIN_GAIN and gain >= GBK_MIN_GAIN_PER_CHAR * non_ascii:
             if _REPLACEMENT in undone and _REPLACEMENT not in fixed:
                 return text, "mojibake"
