@@ -179,6 +179,14 @@ class FilterConfig(_Config):
         default_factory=RepetitionFilterConfig, description="Repetition thresholds for every language."
     )
     pii: PiiConfig = Field(default_factory=PiiConfig, description="PII replacement.")
+    decontam: bool = Field(
+        True, description="Drop documents that contain text of a shipped eval set (evals.decontam): "
+        "drop reason decontam:<set>.",
+    )
+    decontam_extra: list[str] = Field(
+        default_factory=list, description="More eval sets to keep out of the corpus, [NAME=]PATH as in "
+        "eval.extra_tasks (JSONL, or C-Eval/CMMLU-style CSV).",
+    )
 
 
 class DedupConfig(_Config):

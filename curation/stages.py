@@ -214,6 +214,11 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig, s
     start = time.perf_counter()
     files = _inputs(inputs)
     out = _Outputs(out_dir, extra_columns(files), shard=shard)
+    contamination = None
+    if cfg.decontam:  # eval text is looked for first, so the corpus report counts it per eval set
+        from evals.decontam import index_for
+
+        contamination = index_for(tuple(cfg.decontam_extra))
     pii_counts: Counter[str] = Counter()
     pii_docs = 0
     docs_in = 0
@@ -224,7 +229,8 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig, s
             found = None
             if cfg.pii.enabled:
                 text, found = pii.scrub(text, cfg.pii.kinds)
-            reason = filters.check(text, row.get("lang"), cfg)
+            sets = contamination.overlaps(text) if contamination else []
+            reason = f"decontam:{sets[0]}" if sets else filters.check(text, row.get("lang"), cfg)
         except Exception as e:  # noqa: BLE001 -- written with its PII-free text only: drop the raw one
             out.drop({**row, "text": None}, error_reason(e))
             continue

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_NAMES = ["crawl", "ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix", "tokenizer",
-               "tokens", "pretrain", "sft"]  # crawl: only when crawl.seeds / crawl.seeds_file is set
+               "tokens", "pretrain", "eval", "sft", "eval_sft"]  # crawl: only with crawl.seeds/seeds_file
 FLOW_NAMES = ["pipeline", "corpus", "tokenizer", "pretrain", "sft"]
 DEFAULT_PROMPTS = ["什么是机器学习？", "Give three tips for staying healthy."]
 
@@ -152,7 +152,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     if summary:
         print(refresh.describe(summary))
 
-    last = next((results[s]["id"] for s in reversed(STAGE_NAMES) if s in results), None)
+    last = next((results[s]["id"] for s in reversed(STAGE_NAMES) if s in results and not s.startswith("eval")),
+                None)
+    for s in ("eval", "eval_sft"):
+        if s in results and store.exists(results[s]["id"]):
+            report = store.local_dir(results[s]["id"]) / "eval.md"
+            print(f"\nEval of the {'SFT' if s == 'eval_sft' else 'pretrained'} model ({report}):")
+            print(report.read_text(encoding="utf-8").split("\n\n![")[0])
     if last and last.split("-")[0] in ("sft", "pretrain") and not a.no_generate:
         from model.generate import generate
 
@@ -197,6 +203,8 @@ def cmd_show(a: argparse.Namespace) -> int:
     store = ArtifactStore()
     m = store.get(a.id)
     print(json.dumps({**m.to_dict(), "path": m.path}, indent=2, ensure_ascii=False))
+    if m.kind in ("eval", "eval_sft") and (store.local_dir(m.id) / "eval.md").exists():
+        print((store.local_dir(m.id) / "eval.md").read_text(encoding="utf-8"))
     return 0
 
 

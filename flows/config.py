@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from curation.config import DedupConfig, FilterConfig, IngestConfig, LangIdConfig, MixConfig, QualityConfig
 from curation.config import QualityModelConfig
 from curation.crawl import CrawlConfig
+from evals.config import EvalConfig
 from flows.executor import ExecutionConfig
 from model.config import PretrainConfig, SFTConfig
 from tokenizer.config import TokenizerConfig, TokensConfig
@@ -51,6 +52,7 @@ class PipelineConfig(BaseModel):
     tokens: TokensConfig = Field(default_factory=TokensConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Eval of each pretrain and SFT model.")
     crawl: CrawlConfig = Field(default_factory=CrawlConfig, description="Optional crawl stage (runs only with seeds).")
     # How stages run (executor, workers, cluster settings): not a stage section, so never part of an id.
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -71,6 +73,8 @@ def demo() -> dict[str, Any]:
                                         str(DEMO_DIR / "sft" / "zh_alpaca_demo.json")]},
         # 5% validation (~30 docs) so val loss / bits-per-byte mean something at demo scale.
         "mix": {"val_fraction": 0.05},
+        # 50 items per task (12 tasks) keep the two eval nodes to well under a minute on 2 cores
+        "eval": {"max_items": 50},
     }
 
 
@@ -87,6 +91,7 @@ def tiny() -> dict[str, Any]:
         "pretrain": {"depth": 1, "steps": 20, "batch_size": 4, "seq_len": 64, "eval_every": 10,
                      "eval_batches": 1, "warmup_steps": 2},
         "sft": {"steps": 5, "batch_size": 4, "max_len": 64, "warmup_steps": 1, "eval_batches": 1},
+        "eval": {"max_items": 10},
     }
 
 

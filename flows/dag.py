@@ -46,7 +46,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("langid", "6", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
     # 6: mojibake repaired (ftfy's encoding fixes; UTF-8 read as GBK) or dropped before identification, texts of
     # <= 40 characters scored by the short-text model
-    Stage("filter", "3", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing
+    Stage("filter", "4", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing; 4: eval decontamination
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     # quality_model: the learned scorer, reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
@@ -63,7 +63,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     # 5: added pieces only from characters that are pieces (the HF export encodes identically)
     Stage("tokens", "1", ("mix", "tokenizer")),
     Stage("pretrain", "1", ("tokens",)),
+    # Evaluation of each model (evals.harness): reference bits per byte + the multiple-choice suite.
+    Stage("eval", "1", ("pretrain",)),
     Stage("sft", "1", ("pretrain",)),
+    Stage("eval_sft", "1", ("sft",)),
 ]}
 ORDER = list(STAGES)
 # The optional source stage: it exists in a run only when `crawl.seeds` or `crawl.seeds_file` is set; then its
@@ -87,8 +90,8 @@ def with_crawl(names: list[str], cfg: PipelineConfig) -> list[str]:
 FLOWS: dict[str, list[str]] = {
     "corpus": ["ingest", "langid", "filter", "dedup", "quality_model", "quality", "mix"],
     "tokenizer": ["tokenizer", "tokens"],
-    "pretrain": ["pretrain"],
-    "sft": ["sft"],
+    "pretrain": ["pretrain", "eval"],
+    "sft": ["sft", "eval_sft"],
 }
 FLOWS["pipeline"] = [s for f in ("corpus", "tokenizer", "pretrain", "sft") for s in FLOWS[f]]
 
@@ -204,7 +207,8 @@ def stage_identity(name: str, cfg: PipelineConfig,
     missing = [p for p in stage.parents if p not in ids]
     if missing:
         raise UserError(f"stage '{name}' needs the '{missing[0]}' artifact first; run its flow or pass --from ID")
-    conf: dict[str, Any] = getattr(cfg, name).model_dump(mode="json")
+    section = "eval" if name == "eval_sft" else name  # both eval nodes read the `eval` section
+    conf: dict[str, Any] = getattr(cfg, section).model_dump(mode="json")
     raw: list[dict[str, Any]] = []
     if name == "ingest":
         conf["inputs"], raw = _file_digests(cfg.inputs)
@@ -214,6 +218,17 @@ def stage_identity(name: str, cfg: PipelineConfig,
         conf["seeds_file"], raw = _file_digests([cfg.crawl.seeds_file])
     elif name == "sft":
         conf["data"], raw = _file_digests(cfg.sft_data)
+    elif name == "filter" and cfg.filter.decontam:  # the eval sets it keeps out count by content
+        from evals.decontam import fingerprint
+        from evals.tasks import extra_files
+
+        conf["decontam_index"] = fingerprint()
+        conf["decontam_extra"], raw = _file_digests(extra_files(cfg.filter.decontam_extra))
+    elif section == "eval":  # the shipped eval files and the user's extra sets count by content
+        from evals.tasks import data_digest, extra_files
+
+        conf["shipped_data"] = data_digest()
+        conf["extra_tasks"], raw = _file_digests(extra_files(cfg.eval.extra_tasks))
     elif name == "quality_model":  # reference and label files count by content, not by path
         conf["positives"], raw = _file_digests(cfg.quality_model.positives)
         if cfg.quality_model.labels:
@@ -382,6 +397,11 @@ def _compute(name: str, cfg: PipelineConfig, store: ArtifactStore, ids: dict[str
         return lambda out: _run_subprocess("model.sft", [
             "--base", str(store.local_dir(ids["pretrain"])), "--out", str(out),
             "--config", cfg.sft.cli_json(), "--resume-latest", "--data", *cfg.sft_data])
+    if name in ("eval", "eval_sft"):
+        from evals.harness import run_eval
+
+        model_dir = store.local_dir(ids[STAGES[name].parents[0]])
+        return lambda out: run_eval(model_dir, out, cfg.eval)
     raise UserError(f"unknown stage '{name}'")
 
 

@@ -97,6 +97,16 @@ def publish_training(m: Manifest, model_dir: Path) -> None:
         create_markdown_artifact(markdown=md, key=_key(f"{m.kind}-training"), description=f"{m.kind} loss curve")
 
 
+def publish_eval(m: Manifest, out_dir: Path) -> None:
+    """Eval: the results table with the plot inlined (evals.harness.eval_markdown)."""
+    from evals.harness import eval_markdown
+
+    md = eval_markdown(out_dir)
+    if md is not None:
+        create_markdown_artifact(markdown=md, key=_key(f"{m.kind}-report"),
+                                 description=f"{m.kind} of {m.parents[0]}")
+
+
 def progress_reporter(name: str) -> Callable[[dict[str, Any]], None] | None:
     """A progress artifact for a sharded stage (``<stage>-progress``), created on this task run and updated from
     the executor's progress thread whenever a shard completes (``flows.executor`` snapshots)."""
@@ -134,6 +144,8 @@ def _stage_fn(name: str):
         publish(m, built, store.local_dir(m.id) / "report" if name == "mix" else None)
         if name in ("pretrain", "sft"):
             publish_training(m, store.local_dir(m.id))
+        if name in ("eval", "eval_sft"):
+            publish_eval(m, store.local_dir(m.id))
         return {"id": m.id, "built": built, "seconds": m.seconds}
 
     run.__name__ = f"{name}_stage"

@@ -30,7 +30,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # Project packages whose modules decide outputs (the store and the flows only move them around).
-PROJECT = ("curation", "tokenizer", "model")
+PROJECT = ("curation", "tokenizer", "model", "evals")
 
 # The modules where each stage's work is; their project imports are followed. `curation.stages` holds every
 # curation stage's runner, so an edit there marks them all (coarse, never silent).
@@ -38,7 +38,7 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "crawl": ("curation.crawl", "curation.warc_writer"),
     "ingest": ("curation.stages", "curation.readers", "curation.extract", "curation.documents"),
     "langid": ("curation.stages", "curation.langid"),
-    "filter": ("curation.stages", "curation.filters", "curation.pii"),
+    "filter": ("curation.stages", "curation.filters", "curation.pii", "evals.decontam"),
     "dedup": ("curation.stages", "curation.dedup", "curation.dedup_sharded"),
     "quality_model": ("curation.stages", "curation.quality"),
     "quality": ("curation.stages", "curation.quality"),
@@ -47,10 +47,13 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "tokens": ("tokenizer.stages", "tokenizer.shards"),
     "pretrain": ("model.pretrain",),
     "sft": ("model.sft",),
+    "eval": ("evals.harness",),
+    "eval_sft": ("evals.harness",),
 }
 _PLUMBING = ("storage", "flows", "bench", "tests")
 # Data shipped with the code that decides a stage's output (hashed like its modules).
-DATA: dict[str, tuple[str, ...]] = {"langid": ("curation/langid_data",)}
+DATA: dict[str, tuple[str, ...]] = {"langid": ("curation/langid_data",), "filter": ("evals/data",),
+                                    "eval": ("evals/data",), "eval_sft": ("evals/data",)}
 # Followed for their libraries but not for their own imports (glue that imports every stage).
 _LEAVES = {"curation.stages", "flows.dag", "flows.cli"}
 # Imports that say nothing about a stage's output (standard library is skipped automatically).
