@@ -56,7 +56,7 @@ from curation.langid import model_path  # noqa: E402
 
 DEFAULT_WARC_DIR = REPO.parent / "shared" / "data" / "warc"
 # The real Common Crawl and wget WARCs of ../shared/data/warc (SOURCES.md there); the Heritrix 2008 crawl and
-# the hand-written WET sample are left out: the reference figure is on CC/wget crawls.
+# the hand-written WET sample are left out: the reference figure is on CC/wget crawls.
 WARCS = ["cc-main-2020-34-sample.warc.gz", "whirlwind-cc-main-2024-22.warc.gz", "dolma-sample-0000.warc.gz",
          "dolma-sample-0001.warc.gz", "ukwa-IAH-urls-wget.warc.gz"]
 # --heritrix adds the largest real WARC here (2008 Heritrix crawl, 140 HTML pages): 3.5x the pages, so the
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # Cold: a fresh interpreter per pipeline, so imports, model loads and spaCy's start-up count, as they do
-    # for a short job (the issue's ~13 docs per CPU-second for datatrove is this kind of run).
+    # for a short job (the ~13 docs per CPU-second measured for datatrove is this kind of run).
     cold: dict[str, tuple[int, float, float]] = {}
     for name in pipelines:
         extra = ["--quality-model", a.quality_model] if a.quality_model else []

@@ -18,8 +18,8 @@ that shape can be passed with --labels, e.g. a held-out set) it prints, with a 9
 
 It also reports the ChineseWebText clean/dirty sample (20 docs, no cross-validation: nothing is fitted on it),
 the happy-llm textbook chapters against its dirty half, and a transfer proxy for clear-cut documents (the DCLM
-file here holds only the documents the annotators disagreed on, the issue's held-out check the ones they agreed
-on): held-out reference text (WikiText-2 validation articles, The Verdict, the CS336 reference page) vs raw
+file here holds only the documents the annotators disagreed on, an independent held-out check the ones they
+agreed on): held-out reference text (WikiText-2 validation articles, The Verdict, the CS336 reference page) vs raw
 crawl, for the shipped model and for models built by the same recipe with one crawl source left out of their
 training, each next to length alone and the n-gram classifier alone (`transfer_rows`).
 Last, a table-markup invariance check of the shipped model (`markup_rows`): the scores of texts with each line
@@ -60,7 +60,7 @@ NEGATIVES = [*sorted((SHARED / "warc").glob("*.warc.gz")), SHARED / "text" / "en
 
 
 # ------------------------------------------------------------------------------------ transfer check
-# The DCLM file here holds only the documents the annotators disagreed on (length alone: 0.61); the issue's
+# The DCLM file here holds only the documents the annotators disagreed on (length alone: 0.61); an independent
 # held-out check is on the clear-cut ones (length alone ~0.86). A proxy for clear-cut cases from data we have:
 # clean reference text that no model here was trained on vs raw crawl text.
 

@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# 32K (issue 8's tokenizer size; model/config.py's parameter table uses it) on GPU; the demo's 4,096 on the
+# 32K (the tokenizer bench's size; model/config.py's parameter table uses it) on GPU; the demo's 4,096 on the
 # CPU, where the smoke preset is what CI trains (a 32K head would be 90% of that model's FLOPs).
 VOCAB = {"cuda": 32768, "cpu": 4096}
 DEFAULT_BATCH = {"smoke": 8, "d6": 32, "d12": 16, "d20": 8, "d28": 4}  # windows per step (fit 80 GB at 2048)

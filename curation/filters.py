@@ -14,7 +14,7 @@ to expensive. Thresholds live in `curation.config.FilterConfig`, one section per
   share, line-ending (or inner sentence-ending) punctuation including Chinese punctuation, short lines,
   site-boilerplate lines, duplicate lines and paragraphs, the most frequent character 4-gram, duplicate
   character 10-grams.
-* Other languages: the repetition rules only (their own thresholds are a later issue).
+* Other languages: the repetition rules only (no thresholds of their own yet).
 
     .venv/bin/python -c "from curation.filters import check; from curation.config import FilterConfig; \\
         print(check('太短了。', 'zh', FilterConfig()))"

@@ -1,4 +1,4 @@
-"""Bad input to the training code (issue 9): shards from another tokenizer, a checkpoint of another model,
+"""Bad input to the training code: shards from another tokenizer, a checkpoint of another model,
 unknown schedules. Each must be a one-line ValueError that names the fix, raised before any work is lost.
 Synthetic token shards only; the tokenizer/SFT cases live in test_model_pipeline.py (they need a tokenizer)."""
 

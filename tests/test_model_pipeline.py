@@ -292,7 +292,7 @@ def test_exact_resume_n_steps_equal_half_plus_resume_plus_half(corpus: dict[str,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-# --- bad input (issue 9) ----------------------------------------------------------------------------
+# --- bad input to training ----------------------------------------------------------------------------------
 
 
 def test_shards_of_another_tokenizer_are_refused(corpus: dict[str, Path], tmp_path: Path) -> None:

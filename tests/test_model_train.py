@@ -136,7 +136,7 @@ def test_ddp_two_cpu_processes_equal_one_process_with_twice_the_batch_and_resume
     assert losses(tmp_path / "half") + losses(tmp_path / "rest") == losses(tmp_path / "ddp")
 
 
-# --- training-loop features (issue 9 deliverable 1), on the CPU ------------------------------------------
+# --- training-loop features, on the CPU -------------------------------------------------------------------
 
 
 def test_grad_accumulation_equals_the_larger_batch(shards: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
   LLaMA-style vocabularies spend a bare "▁" token before every number (" 1999" is "▁" "1" "9" "9" "9"; ~2% of
   WikiText-2 tokens). `space_digit_pieces` adds the ten pieces "▁0".."▁9" (" 1999" is "▁1" "9"
   "9" "9"): still one digit per token, no token with two digits. Measured at 32K (bench corpus, split-half
-  check in the issue-8 LOG entry): +2.3% English bytes/token on WikiText-2, +1.2% raw Wikipedia, +1.0% C4.
+  check in the tokenizer entries of docs/LOG.md): +2.3% English bytes/token on WikiText-2, +1.2% raw Wikipedia, +1.0% C4.
   `treat_whitespace_as_suffix=True` ("in▁" "1" "9" "9" "9") removes the bare space too, but costs 1.7% on
   C4: English words are more often preceded than followed by a space.
 * `digit_suffix_chars` joins a number's last digit to the letter after it, for the 10 letters (Han characters
@@ -38,12 +38,12 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
   vocabulary, so a tab is always the single byte-fallback token <0x09>. Exact, but never merged.
 
 Compression defaults, measured by `bench/tokenizer.py` at 32K on the shared zh+en corpus (held-out
-WikiText-2 / CMRC; numbers in the issue-8 report): the pre-splitting options only constrain *training*
+WikiText-2 / CMRC; numbers in docs/LOG.md and bench/RESULTS.md): the pre-splitting options only constrain *training*
 (sentencepiece's encoder just applies the learned merges), and each one costs compression:
 
 * `split_digits=True` (LLaMA) spends one token per digit: -4% English bytes/token and -5% Chinese
   characters/token (years, dates); digits are 6% of our WikiText-2 tokens and 8% of CMRC's. On by default all the same:
-  issue 8 asks for it, and digit-by-digit numbers are what small models learn arithmetic from.
+  the tokenizer targets ask for it, and digit-by-digit numbers are what small models learn arithmetic from.
 * `split_by_whitespace=True` forbids pieces spanning words (" of the", " , and"): -5% English.
 * `split_by_unicode_script=True` (sentencepiece's default) forbids pieces joining Han characters with
   punctuation, digits or Latin ("。\\n", "，而", "8年"): -6% modern and -10% Classical Chinese.
