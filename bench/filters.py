@@ -7,8 +7,8 @@ Prints markdown tables:
 2. Share of raw web documents (Common Crawl / Dolma WARC samples, main text extracted) removed, per language
    and per reason.
 3. DCLM human quality labels: share of low-quality documents removed against share of high-quality documents
-   kept; the reference row is the Gopher quality rules alone (the rule set before the C4/FineWeb/zh rules). datatrove's own
-   filters cannot serve as the peer here: their word splitter needs spaCy/NLTK, which the venv lacks.
+   kept; the reference row is the Gopher quality rules alone (the rule set before the C4/FineWeb/zh rules).
+   datatrove's own filters cannot serve as the peer here: their word splitter needs spaCy/NLTK, which the venv lacks.
 4. PII replacements found in the raw web text.
 
     .venv/bin/python bench/filters.py            # ~30 s; data from ../shared/data

@@ -658,8 +658,8 @@ def _headline_of_teaser(node: Element, s: _Stats, stats: dict, site: str | None)
     link counts as on-site. bench/extract.py (2026-11-23): 11 of 400 texts change, none scores lower: GNE
     163/5 0.926 -> 0.937, cnn 0.961 -> 0.973, wapo-1 0.912 -> 0.920, lazy-image-2 +0.001, ndr podcast finds
     its last with-snippet. Keeping every one-link paragraph instead (no teaser, no site check) cost 0.004 on
-    the trafilatura set (measured when the rule was added); with the teaser rule but neither the all-link test nor the site
-    check, 3 boilerplate snippets leaked (elespectador's "Lea aquí: <link>", rp.pl's "Dowiedz się więcej:
+    the trafilatura set (measured when the rule was added); with the teaser rule but neither the all-link test
+    nor the site check, 3 boilerplate snippets leaked (elespectador's "Lea aquí: <link>", rp.pl's "Dowiedz się więcej:
     <link>": a prefix plus a link), with the all-link test alone 1 (the PropertyStock ad)."""
     if s.link_chars < s.chars:
         return False

@@ -12,7 +12,8 @@ Whitespace and newlines, as configured by the defaults (sentencepiece 0.2.3):
   LLaMA-style vocabularies spend a bare "▁" token before every number (" 1999" is "▁" "1" "9" "9" "9"; ~2% of
   WikiText-2 tokens). `space_digit_pieces` adds the ten pieces "▁0".."▁9" (" 1999" is "▁1" "9"
   "9" "9"): still one digit per token, no token with two digits. Measured at 32K (bench corpus, split-half
-  check in the tokenizer entries of docs/LOG.md): +2.3% English bytes/token on WikiText-2, +1.2% raw Wikipedia, +1.0% C4.
+  check in the tokenizer entries of docs/LOG.md): +2.3% English bytes/token on WikiText-2, +1.2% raw
+  Wikipedia, +1.0% C4.
   `treat_whitespace_as_suffix=True` ("in▁" "1" "9" "9" "9") removes the bare space too, but costs 1.7% on
   C4: English words are more often preceded than followed by a space.
 * `digit_suffix_chars` joins a number's last digit to the letter after it, for the 10 letters (Han characters
