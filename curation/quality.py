@@ -460,6 +460,17 @@ def _record_text(obj: Any) -> str | None:
     return None
 
 
+def _read_utf8(path: Path, what: str) -> str:
+    """The file's text; a file that is not UTF-8 is a ValueError naming it and the first bad byte (it used to be
+    a bare UnicodeDecodeError for labels, and silently replaced characters for reference text)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path} is not UTF-8 (byte {e.start}: {data[e.start:e.start + 4]!r}); convert it, "
+                         "e.g. iconv -f GBK -t UTF-8") from None
+
+
 def read_texts(path: str | Path) -> list[str]:
     """Documents of a reference file: JSONL/JSON (text, Alpaca, ShareGPT), Parquet (`text`), .txt (one per
     line), WARC/WET (main text extracted as in ingest). Records without text are skipped and not returned."""
@@ -478,9 +489,9 @@ def read_texts(path: str | Path) -> list[str]:
                 out.append(text)
         return out
     if name.endswith(".txt"):
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _read_utf8(path, "quality reference file").splitlines()
         return [line.strip() for line in lines if line.strip()]
-    raw = path.read_text(encoding="utf-8", errors="replace")
+    raw = _read_utf8(path, "quality reference file")
     try:
         if name.endswith(".json") and raw.lstrip().startswith("["):
             records = json.loads(raw)
@@ -495,18 +506,17 @@ def read_texts(path: str | Path) -> list[str]:
 def read_labels(path: str | Path) -> tuple[list[str], list[int]]:
     """A JSONL file of `{"text": str, "label": 0 or 1}` (1 = high quality), as DCLM's human annotations."""
     texts, labels = [], []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or obj.get("label") not in (0, 1):
-                raise ValueError(f"{path}:{line_no}: need {{\"text\": str, \"label\": 0 or 1}}")
-            texts.append(obj["text"])
-            labels.append(int(obj["label"]))
+    for line_no, line in enumerate(_read_utf8(Path(path), "quality_model.labels").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{line_no}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or obj.get("label") not in (0, 1):
+            raise ValueError(f"{path}:{line_no}: need {{\"text\": str, \"label\": 0 or 1}}")
+        texts.append(obj["text"])
+        labels.append(int(obj["label"]))
     return texts, labels
 
 

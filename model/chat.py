@@ -130,7 +130,12 @@ def read_records(path: Path | str) -> list[Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SFT data file {path} not found")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:  # named, not a bare UnicodeDecodeError from deep in the loader
+        raise ValueError(f"SFT data file {path} is not UTF-8 (byte {e.start}: {data[e.start:e.start + 4]!r}); "
+                         "convert it, e.g. iconv -f GBK -t UTF-8") from None
     if text.lstrip().startswith("["):
         data = json.loads(text)
         if not isinstance(data, list):

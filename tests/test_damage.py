@@ -96,3 +96,17 @@ def test_a_failed_training_subprocess_ends_in_one_line_with_its_log(tmp_path, ca
     assert "Traceback (most recent call last)" in log.read_text()  # the traceback is in the log ...
     err = capfd.readouterr().err
     assert "step 1 loss 9.0" in err and "Traceback" not in err  # ... progress on the terminal, no traceback
+
+
+def test_label_reference_and_sft_files_that_are_not_utf8_are_named(tmp_path):
+    from curation.quality import read_labels, read_texts
+    from model.chat import read_records
+
+    bad = '{"text": "caf\u00e9", "label": 1}\n'.encode("latin-1")
+    for name, read, what in (("labels.jsonl", read_labels, "quality_model.labels"),
+                             ("ref.jsonl", read_texts, "quality reference file"),
+                             ("sft.json", read_records, "SFT data file")):
+        path = tmp_path / name
+        path.write_bytes(bad)
+        with pytest.raises(ValueError, match=f"{what} {path} is not UTF-8 \\(byte 13"):
+            read(path)
