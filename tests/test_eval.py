@@ -185,8 +185,17 @@ def test_run_eval_writes_json_table_plot(model_dir: Path, tmp_path: Path) -> Non
     result = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
     assert set(result["tasks"]) == {"copa", "winogrande", "xcopa_zh"}
     assert all(t["items"] == 12 and 0 <= t["acc"] <= 1 for t in result["tasks"].values())
-    # A random model is near uniform over bytes: bits per byte near log2(vocab) / bytes per token.
-    assert 1.0 < stats["bpb_en"] < 15 and 1.0 < stats["bpb_zh"] < 15
+    # A random model predicts near-uniformly over its vocabulary: bits per byte = log2(vocab) x tokens / bytes of
+    # the reference texts (measured within 0.1 %; a wrong byte count, log base or window would be far off).
+    from evals.tasks import reference_texts
+    from model.checkpoint import TOKENIZER_DIR
+    from model.tok import load_tokenizer
+
+    tok = load_tokenizer(model_dir / TOKENIZER_DIR)
+    for lang, texts in reference_texts().items():
+        uniform = math.log2(tok.vocab_size) * sum(len(tok.encode(t)) for t in texts) / sum(
+            len(t.encode("utf-8")) for t in texts)
+        assert stats[f"bpb_{lang}"] == pytest.approx(uniform, rel=0.02), lang
     assert stats["items"] == 36 and stats["malformed"] == 0 and math.isfinite(stats["centred"])
     for t in result["tasks"].values():
         assert t["acc_stderr"] == pytest.approx(math.sqrt(t["acc"] * (1 - t["acc"]) / 12))

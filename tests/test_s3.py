@@ -359,7 +359,8 @@ def test_a_stage_killed_on_s3_resumes_from_the_bucket_with_only_its_missing_shar
     finally:
         proc.wait()
     done = len(markers())
-    assert 1 <= done < 4, "the stage finished before it could be killed: make the input shards larger"
+    assert done < 4, "the stage finished before it could be killed: make the input shards larger"
+    assert ArtifactStore(home).list("langid") == []  # a killed build is never published, even in part
     shutil.rmtree(tmp_path / "host1")  # resume on "another host": only the bucket has the finished shards
     monkeypatch.setenv("TMPDIR", str(tmp_path / "host2"))
     (tmp_path / "host2").mkdir()

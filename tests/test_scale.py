@@ -133,7 +133,8 @@ def test_a_stage_killed_after_k_shards_resumes_with_the_others(reference, tmp_pa
     finally:
         proc.wait()
     done = len(completions())
-    assert 1 <= done < 4, "the stage finished before it could be killed: make the input shards larger"
+    assert done < 4, "the stage finished before it could be killed: make the input shards larger"
+    assert ArtifactStore(tmp_path).list("langid") == []  # a killed build is never published, even in part
     again = run_cli(tmp_path, inputs, "--workers", "1")
     assert again.returncode == 0, again.stdout + again.stderr
     assert stage_stats(tmp_path, "langid")["shards"] == {"total": 4, "run": 4 - done, "resumed": done, "retried": 0}
