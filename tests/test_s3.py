@@ -37,7 +37,8 @@ from curation.documents import extra_columns, read_documents, write_documents  #
 from flows import dag  # noqa: E402
 from storage import remote  # noqa: E402
 from storage.store import ArtifactStore, Lease, _hostname  # noqa: E402
-from test_scale import LMPIPE, REPO, make_inputs, outputs, run_cli, wait_for  # noqa: E402
+from test_scale import (LMPIPE, REPO, make_inputs, outputs, run_cli, second_build_waits,  # noqa: E402
+                        wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -247,22 +248,9 @@ def test_restore_makes_the_local_scratch_what_the_bucket_holds(bucket: str, tmp_
 
 
 def test_a_second_build_on_s3_waits_for_the_first(bucket: str, tmp_path: Path) -> None:
-    home = f"s3://{bucket}/home"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from storage.store import ArtifactStore\n"
-        f"s = ArtifactStore({home!r})\n"
-        "s.build('mix', '1', {}, [], "
-        "lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
-    )], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)})
-    try:
-        store = ArtifactStore(home)
-        wait_for(lambda: [p for p in store.fs.find(f"{bucket}/home") if "/.lease-" in p], timeout=60)
-        calls = []
-        m, built = store.build("mix", "1", {}, [], lambda out: calls.append(1) or {"by": "second"})
-        assert not built and not calls and m.stats == {"by": "first"}
-    finally:
-        holder.wait(timeout=60)
-    assert holder.returncode == 0
+    fs = s3()
+    second_build_waits(f"s3://{bucket}/home", lambda: [p for p in fs.find(f"{bucket}/home") if "/.lease-" in p],
+                       {"TMPDIR": str(tmp_path)})
 
 
 def test_an_abandoned_object_lease_is_taken_over_and_a_stale_takeover_fails(bucket: str) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -223,22 +224,27 @@ def test_clean_tmp_keeps_a_live_owners_build_and_resumable_ones(tmp_path: Path) 
     assert store.clean_tmp() == 1 and not store.work_dir(live).exists() and store.work_dir(orphan).exists()
 
 
-def test_a_second_build_of_the_same_artifact_waits_for_the_first(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+def second_build_waits(home: str, lease_seen: Callable[[], object], env: dict[str, str] | None = None) -> None:
+    """A build of `mix` held for 3 s by another process; a second build of the same id in this process waits on
+    the lease (seen by `lease_seen`) and returns the first one's artifact without running its own function."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from storage.store import ArtifactStore\n"
-        f"s = ArtifactStore({str(tmp_path)!r})\n"
+        "import time; from storage.store import ArtifactStore\n"
+        f"s = ArtifactStore({home!r})\n"
         "s.build('mix', '1', {}, [], "
         "lambda out: (time.sleep(3), (out / 'x').write_text('first'), {'by': 'first'})[2])\n"
-    )], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    )], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     try:
-        wait_for(lambda: list(tmp_path.glob("mix/.lease-*")), timeout=60)
+        wait_for(lease_seen, timeout=60)
         calls = []
-        m, built = store.build("mix", "1", {}, [], lambda out: calls.append(1) or {"by": "second"})
+        m, built = ArtifactStore(home).build("mix", "1", {}, [], lambda out: calls.append(1) or {"by": "second"})
         assert not built and not calls and m.stats == {"by": "first"}
     finally:
         holder.wait(timeout=60)
     assert holder.returncode == 0
+
+
+def test_a_second_build_of_the_same_artifact_waits_for_the_first(tmp_path: Path) -> None:
+    second_build_waits(str(tmp_path), lambda: list(tmp_path.glob("mix/.lease-*")))
 
 
 def test_an_abandoned_lease_is_taken_over(tmp_path: Path) -> None:
