@@ -191,18 +191,25 @@ def straight_pretrain(base: dict[str, object], tmp_path_factory: pytest.TempPath
 
 def test_pretrain_killed_at_a_random_step_resumes_bit_identical(base, straight_pretrain, tmp_path: Path) -> None:
     home = _copy(base, tmp_path / "home")
-    at = random.randint(2, 30)
-    proc = _lmpipe(home, "pretrain", "--from", str(base["tokens"]), *PRETRAIN)
+    resumed = _killed_then_rerun(base, home, "pretrain", ("--from", str(base["tokens"]), *PRETRAIN), 30)
+    _same(resumed, straight_pretrain)
+
+
+def _killed_then_rerun(base: dict, home: Path, stage: str, args: tuple[str, ...], last: int) -> tuple:
+    """Run `stage`, kill -9 the whole run at a random step in 2..`last` (the orchestrator and the trainer,
+    mid-step or mid-save), check nothing new was published, run the same command again; its artifact."""
+    at = random.randint(2, last)
+    proc = _lmpipe(home, stage, *args)
     try:
-        _wait_then(proc, home, "pretrain", at)
-        os.killpg(proc.pid, signal.SIGKILL)  # the orchestrator and the trainer, mid-step or mid-save
+        _wait_then(proc, home, stage, at)
+        os.killpg(proc.pid, signal.SIGKILL)
     finally:
         _stop(proc)
-    assert [a.id for a in ArtifactStore(home).list("pretrain")] == [base["pretrain"]]
-    _run(home, "pretrain", "--from", str(base["tokens"]), *PRETRAIN)
-    resumed = _artifact(home, "pretrain")
+    assert [a.id for a in ArtifactStore(home).list(stage)] == [base[stage]]
+    _run(home, stage, *args)
+    resumed = _artifact(home, stage)
     assert resumed[0]["resumed_from_step"] is not None and resumed[0]["resumed_from_step"] >= at - 1, at
-    _same(resumed, straight_pretrain)
+    return resumed
 
 
 def _children(pid: int) -> list[int]:
@@ -249,17 +256,7 @@ def test_sft_killed_at_a_random_step_resumes_bit_identical(base, tmp_path: Path)
     assert straight[0]["resumed_from_step"] is None and len(straight[3]) == 30
 
     home = _copy(base, tmp_path / "killed")
-    at = random.randint(2, 22)
-    proc = _lmpipe(home, "sft", "--from", str(base["pretrain"]), *SFT)
-    try:
-        _wait_then(proc, home, "sft", at)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        _stop(proc)
-    assert [a.id for a in ArtifactStore(home).list("sft")] == [base["sft"]]
-    _run(home, "sft", "--from", str(base["pretrain"]), *SFT)
-    resumed = _artifact(home, "sft")
-    assert resumed[0]["resumed_from_step"] is not None and resumed[0]["resumed_from_step"] >= at - 1, at
+    resumed = _killed_then_rerun(base, home, "sft", ("--from", str(base["pretrain"]), *SFT), 22)
     _same(resumed, straight)
     assert resumed[0]["val_loss"] == straight[0]["val_loss"]
     assert resumed[0]["val_loss_initial"] == straight[0]["val_loss_initial"]
