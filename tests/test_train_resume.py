@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import children
 import torch
 from safetensors.torch import load_file
 
@@ -212,18 +213,6 @@ def _killed_then_rerun(base: dict, home: Path, stage: str, args: tuple[str, ...]
     return resumed
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
 @pytest.mark.slow  # ~20-30 s more on 2 CPU cores; the kill -9 tests cover the default run
 def test_pretrain_failed_stage_keeps_its_checkpoint_and_resumes(base, straight_pretrain, tmp_path: Path) -> None:
     """The trainer dies under a living orchestrator: the stage fails with an exception (not a kill of the run),
@@ -232,7 +221,7 @@ def test_pretrain_failed_stage_keeps_its_checkpoint_and_resumes(base, straight_p
     proc = _lmpipe(home, "pretrain", "--from", str(base["tokens"]), *PRETRAIN)
     try:
         _wait_then(proc, home, "pretrain", random.randint(2, 30))
-        trainers = [c for c in _children(proc.pid) if b"model.pretrain" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        trainers = [c for c in children(proc.pid) if b"model.pretrain" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(trainers) == 1
         os.kill(trainers[0], signal.SIGKILL)
         code, err = _finish(proc)

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from procs import alive, children
 
 REPO = Path(__file__).resolve().parents[1]
 LMPIPE = Path(sys.executable).parent / "lmpipe"
@@ -24,27 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _ui_settings(port: int, proc: subprocess.Popen, timeout: float = 120) -> dict:
@@ -61,9 +41,9 @@ def _ui_settings(port: int, proc: subprocess.Popen, timeout: float = 120) -> dic
 
 def _wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
     deadline = time.time() + timeout
-    while any(_alive(p) for p in pids) and time.time() < deadline:
+    while any(alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.5)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if alive(p)]
 
 
 @pytest.fixture
@@ -83,7 +63,7 @@ def test_ui_on_another_port_points_the_browser_at_its_own_api_and_stops_with_its
     try:
         settings = _ui_settings(port, ui)
         assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
-        servers = _children(ui.pid)
+        servers = children(ui.pid)
         assert servers, "no server process under lmpipe ui"
         ui.send_signal(getattr(signal, stop))
         ui.wait(30)
@@ -95,5 +75,5 @@ def test_ui_on_another_port_points_the_browser_at_its_own_api_and_stops_with_its
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
         for pid in servers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
