@@ -155,14 +155,18 @@ def child(step: str, inputs: Path, work: Path) -> dict[str, Any]:
         cfg = MixConfig(rehydrate=REHYDRATE)
         if step == "mix":
             from curation import report
-            from curation.mix import mix
         else:
             mix_module, report = _previous("mix", work), _previous("report", work)
             if mix_module is None or report is None:  # no git history: the plain read is the peer
                 return {**child("read_table", inputs, work), "peer": "read_table"}
             mix = mix_module.mix
-        stats = mix(files, out, cfg)
-        report.write_report(out, files, stats, [], {})
+        if step == "mix":  # the pipeline's way: the mix hands its per-row lengths to the report
+            from curation.mix import mix_with_lengths
+            stats, lengths = mix_with_lengths(files, out, cfg)
+            report.write_report(out, files, stats, [], {}, lengths=lengths)
+        else:
+            stats = mix(files, out, cfg)
+            report.write_report(out, files, stats, [], {})
         return {"rows": stats["rows_out"], "docs_in": stats["docs_in"], "peer": PREVIOUS if step != "mix" else "-"}
     if step == "read_table":
         import pyarrow.parquet as pq

@@ -351,11 +351,29 @@ def _plan(scan: _Scan, cfg: MixConfig) -> _Plan:
     return _Plan(copies, is_val, reason, tokens, factor)
 
 
+@dataclass(frozen=True)
+class Lengths:
+    """Per input row: its language, its length in characters and how many rows of it the mix wrote. The corpus
+    report draws its length plot from these instead of decoding the text column again: the mixed shards' full
+    5,000-row row groups (~34 MB of text each) were the report's largest buffers."""
+
+    langs: list[str]       # code -> language ('' for null)
+    lang: np.ndarray       # int32 code per input row
+    chars: np.ndarray      # int64 characters per input row (null text: 0)
+    copies: np.ndarray     # int64 rows written per input row (0 = not in the mix)
+
+
 def mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig, *, batch_rows: int = BATCH_ROWS,
         bucket_bytes: int = BUCKET_BYTES) -> dict[str, Any]:
     """Write `train-NNNNN.parquet` and `val-NNNNN.parquet` into `out_dir`; return stats (see module doc).
 
     `batch_rows` and `bucket_bytes` bound memory; they never change the output bytes."""
+    return mix_with_lengths(inputs, out_dir, cfg, batch_rows=batch_rows, bucket_bytes=bucket_bytes)[0]
+
+
+def mix_with_lengths(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig, *, batch_rows: int = BATCH_ROWS,
+                     bucket_bytes: int = BUCKET_BYTES) -> tuple[dict[str, Any], Lengths]:
+    """`mix`, plus the per-row lengths and copies the corpus report needs (`curation.report.write_report`)."""
     files = resolve_inputs(inputs)
     scan = _scan(files, cfg, batch_rows)
     _check(scan, cfg)  # raises before any output
@@ -384,7 +402,7 @@ def mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig, *, batch_ro
     stats["by_source"] = _breakdown(scan.sources, scan.source, scan.nbytes, copies)
     stats["by_lang"] = _breakdown(scan.langs, scan.lang, scan.nbytes, copies, tokens)
     stats["shuffle"] = {split: {"buckets": w["buckets"]} for split, w in written.items()}
-    return stats
+    return stats, Lengths(scan.langs, scan.lang, scan.chars, copies)
 
 
 def _breakdown(names: list[str], codes: np.ndarray, nbytes: np.ndarray, copies: np.ndarray,
@@ -504,7 +522,11 @@ class _Buckets:
         for bucket in sorted(self._files):
             table = self._read(bucket)
             order = pc.sort_indices(table, sort_keys=[(_KEY, "ascending"), (_ROW, "ascending")])
-            yield table.take(order).drop_columns([_KEY, _ROW])
+            ordered = table.take(order).drop_columns([_KEY, _ROW])
+            del table, order  # the file's buffer (~bucket_bytes) is not held while the writer uses `ordered`
+            pa.default_memory_pool().release_unused()
+            yield ordered
+            del ordered
             self.path(bucket).unlink()
             pa.default_memory_pool().release_unused()
 

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from curation.mix import stream_batches  # noqa: E402
+from curation.mix import Lengths, stream_batches  # noqa: E402
 
 REPORT_DIR = "report"
 REPORT_NAME = "report.md"
@@ -98,19 +98,42 @@ def _langs_of(column: Any, k: int) -> np.ndarray:
     return np.array([x or "(none)" for x in column.to_pylist()] if column is not None else ["(none)"] * k, dtype=object)
 
 
-def _summarise(files: Sequence[Path], batch_rows: int, scores: bool) -> _Summary:
-    """Length histograms per language; with `scores`, also quality histograms, reservoirs and cluster sizes."""
-    wanted = ["lang", "text", *(["quality_score", "dup_cluster_size"] if scores else [])]
+def _add_lengths(out: _Summary, langs: np.ndarray, chars: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Add documents (each counted `weights` times, default once) to the per-language length histograms."""
+    for lang in np.unique(langs):
+        rows = langs == lang
+        counts = np.histogram(np.clip(chars[rows], 1, _LENGTH_EDGES[-1]), bins=_LENGTH_EDGES,
+                              weights=None if weights is None else weights[rows])[0].astype(np.int64)
+        out.lengths[lang] = out.lengths.get(lang, 0) + counts
+
+
+def _summary_of_lengths(lengths: Lengths, mixed: bool) -> _Summary:
+    """The length histograms from the mix's own per-row lengths: of its input, or (`mixed`) of the rows it wrote."""
+    out = _Summary()
+    names = np.array([name or "(none)" for name in lengths.langs] or ["(none)"], dtype=object)
+    langs = names[lengths.lang]
+    weights = lengths.copies if mixed else None
+    out.rows = int(lengths.copies.sum()) if mixed else len(lengths.chars)
+    if mixed:  # languages with no row written stay out of the plot's legend, as when the shards were read
+        langs, chars, weights = langs[weights > 0], lengths.chars[weights > 0], weights[weights > 0]
+    else:
+        chars = lengths.chars
+    _add_lengths(out, langs, chars, weights)
+    return out
+
+
+def _summarise(files: Sequence[Path], batch_rows: int, scores: bool, with_text: bool = True) -> _Summary:
+    """Length histograms per language (unless not `with_text`); with `scores`, also quality histograms,
+    reservoirs and cluster sizes."""
+    wanted = ["lang", *(["text"] if with_text else []), *(["quality_score", "dup_cluster_size"] if scores else [])]
     out = _Summary()
     for offset, k, cols in _stream(files, wanted, batch_rows):
         out.rows += k
         langs = _langs_of(cols["lang"], k)
-        chars = (pc.utf8_length(cols["text"].fill_null("")).to_numpy(zero_copy_only=False) if cols["text"] is not None
-                 else np.zeros(k))
-        for lang in np.unique(langs):
-            rows = langs == lang
-            counts = np.histogram(np.clip(chars[rows], 1, _LENGTH_EDGES[-1]), bins=_LENGTH_EDGES)[0]
-            out.lengths[lang] = out.lengths.get(lang, 0) + counts
+        if with_text:
+            chars = (pc.utf8_length(cols["text"].fill_null("")).to_numpy(zero_copy_only=False)
+                     if cols["text"] is not None else np.zeros(k))
+            _add_lengths(out, langs, chars)
         if scores and cols["quality_score"] is not None:
             out.has_scores = True
             _add_scores(out, langs, cols["quality_score"].to_numpy(zero_copy_only=False).astype(float), offset)
@@ -148,21 +171,29 @@ def write_report(
     thresholds: dict[str, float] | None = None,
     settings: dict[str, Any] | None = None,
     batch_rows: int = BATCH_ROWS,
+    lengths: Lengths | None = None,
 ) -> dict[str, Any]:
     """Write `mix_dir/report/report.md` and its PNGs; return {"report": path, "plots": [...], "sections": [...]}.
 
     `mix_inputs`: the mix stage's input Parquet files (the scored documents, before sampling);
     `mix_stats`: what `curation.mix.mix` returned; `upstream`: (kind, artifact id, stats) of every stage
     before mix, in pipeline order; `thresholds`: language -> quality threshold, drawn on the quality plot;
-    `settings`: the mix config, printed at the top; `batch_rows`: rows read at a time.
+    `settings`: the mix config, printed at the top; `batch_rows`: rows read at a time; `lengths`: what
+    `curation.mix.mix_with_lengths` returned for this mix (the text columns are then not read for the length
+    plot; the plot is the same).
     """
     mix_dir = Path(mix_dir)
     out = mix_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     inputs = [Path(p) for p in mix_inputs]
-    before = _summarise(inputs, batch_rows, scores=True)
-    mixed_files = sorted(mix_dir.glob("train-*.parquet")) + sorted(mix_dir.glob("val-*.parquet"))
-    after = _summarise(mixed_files, batch_rows, scores=False)
+    if lengths is None:
+        before = _summarise(inputs, batch_rows, scores=True)
+        mixed_files = sorted(mix_dir.glob("train-*.parquet")) + sorted(mix_dir.glob("val-*.parquet"))
+        after = _summarise(mixed_files, batch_rows, scores=False)
+    else:
+        before = _summarise(inputs, batch_rows, scores=True, with_text=False)
+        before.lengths = _summary_of_lengths(lengths, mixed=False).lengths
+        after = _summary_of_lengths(lengths, mixed=True)
 
     _plot_lengths(before, after, out / "lengths.png")
     _plot_quality(before, thresholds or {}, out / "quality.png")

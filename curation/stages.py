@@ -36,7 +36,7 @@ from curation.documents import (
     resolve_inputs,
 )
 from curation.extract import extract_document
-from curation.mix import mix
+from curation.mix import Lengths, mix_with_lengths
 from curation.readers import ReadStats, expand_inputs, read_records, source_name
 
 def output_name(shard: int = 0) -> str:
@@ -611,8 +611,13 @@ def run_quality(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityConfig,
 
 def run_mix(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig) -> dict[str, Any]:
     """Quality threshold, language weights, deterministic split/shuffle, shards (see `curation.mix`)."""
+    return run_mix_with_lengths(inputs, out_dir, cfg)[0]
+
+
+def run_mix_with_lengths(inputs: Sequence[str | Path], out_dir: Path, cfg: MixConfig) -> tuple[dict[str, Any], Lengths]:
+    """`run_mix`, plus the per-row lengths the corpus report takes (`curation.mix.Lengths`)."""
     start = time.perf_counter()
     files = _inputs(inputs)
-    result = mix(files, out_dir, cfg)
+    result, lengths = mix_with_lengths(files, out_dir, cfg)
     result["seconds"] = round(time.perf_counter() - start, 3)
-    return result
+    return result, lengths

@@ -423,16 +423,16 @@ def mix_with_report(inputs: list[str], out: Path, cfg: PipelineConfig, store: Ar
     import time
 
     from curation import report
-    from curation.stages import run_mix
+    from curation.stages import run_mix_with_lengths
 
-    stats = run_mix(inputs, out, cfg.mix)
+    stats, lengths = run_mix_with_lengths(inputs, out, cfg.mix)
     start = time.perf_counter()
     ancestors = sorted(store.ancestors(ids[STAGES["mix"].parents[0]]),
                        key=lambda m: ORDER.index(m.kind) if m.kind in ORDER else -1)  # crawl first
     upstream = [(m.kind, m.id, m.stats) for m in ancestors]
     thresholds = {lang: cfg.mix.min_quality_lang.get(lang, cfg.mix.min_quality) for lang in stats.get("by_lang", {})}
     stats["report"] = report.write_report(out, inputs, stats, upstream, thresholds,
-                                          cfg.mix.model_dump(mode="json"))
+                                          cfg.mix.model_dump(mode="json"), lengths=lengths)
     stats["report"]["seconds"] = round(time.perf_counter() - start, 3)
     return stats
 

@@ -155,3 +155,25 @@ def test_report_streams_and_samples_every_decile(shards: Path, tmp_path: Path, m
         assert {d for d, _ in mine} == set(range(1, 11))
         scores = [r["quality_score"] for r in real_docs() if r["lang"] == lang]
         assert min(s for _, s in mine) == min(scores) and max(s for _, s in mine) == max(scores)
+
+
+def test_report_from_the_mix_lengths_equals_reading_the_texts(shards: Path, tmp_path: Path) -> None:
+    """The lengths the mix hands over (with repeated rows: rehydration gives copies > 1) draw the same
+    histograms as decoding the text columns of the input and of the written shards."""
+    cfg = MixConfig(val_fraction=0.1, rehydrate={1: 1.0, 2: 3.0}, min_quality=0.2)
+    files = sorted(shards.glob("*.parquet"))
+    stats, lengths = mixing.mix_with_lengths(files, tmp_path / "m", cfg)
+    assert int(lengths.copies.max()) > 1 and int((lengths.copies == 0).sum()) > 0
+    mixed = sorted((tmp_path / "m").glob("train-*.parquet")) + sorted((tmp_path / "m").glob("val-*.parquet"))
+    for read, handed in ((report._summarise(files, 7, scores=False), report._summary_of_lengths(lengths, False)),
+                         (report._summarise(mixed, 7, scores=False), report._summary_of_lengths(lengths, True))):
+        assert read.rows == handed.rows
+        assert sorted(read.lengths) == sorted(handed.lengths)
+        for lang, counts in read.lengths.items():
+            assert counts.tolist() == handed.lengths[lang].tolist(), lang
+    report.write_report(tmp_path / "m", files, stats, [])
+    pngs = {p: (tmp_path / "m" / "report" / p).read_bytes() for p in report.PLOTS}
+    md = (tmp_path / "m" / "report" / "report.md").read_text(encoding="utf-8")
+    report.write_report(tmp_path / "m", files, stats, [], lengths=lengths)
+    assert (tmp_path / "m" / "report" / "report.md").read_text(encoding="utf-8") == md
+    assert {p: (tmp_path / "m" / "report" / p).read_bytes() for p in report.PLOTS} == pngs
