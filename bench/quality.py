@@ -47,7 +47,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from curation import quality  # noqa: E402
+from curation.quality_features import plain_stats  # noqa: E402
 from curation.quality_linear import bootstrap_auc, roc_auc, stratified_folds  # noqa: E402
+from bench.splits import doc_key, split_of  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DCLM = SHARED / "quality" / "dclm_human_quality" / "majority_minus_agreement.jsonl"
@@ -224,6 +226,148 @@ def table(rows: list[dict[str, object]], title: str, n: str) -> str:
     return "\n".join(lines)
 
 
+
+# ------------------------------------------------------------ plain model: frozen split, languages, speed
+# The shipped scorer (`quality.PlainModel`). Its recipe (statistics, squares, L2) was chosen by repeated CV on
+# the dev part of a frozen split of the DCLM labels (bench/splits.py: key = file name + line index, 30 % test);
+# the test part is scored once by a model fitted on dev only.
+
+def frozen_split(n: int, name: str = DCLM.name) -> np.ndarray:
+    """True for the documents in the frozen test part (bench/splits.py)."""
+    return np.array([split_of(doc_key(name, i)) == "test" for i in range(n)])
+
+
+def repeated_cv(texts: list[str], y: np.ndarray, fit_score, reps: int = 10, folds: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Mean out-of-fold ROC-AUC over `reps` fold assignments."""
+    aucs = []
+    for seed in range(reps):
+        out = np.zeros(len(y))
+        for fold in stratified_folds(y, folds, 100 + seed):
+            rest = np.setdiff1d(np.arange(len(y)), fold)
+            out[fold] = fit_score([texts[i] for i in rest], y[rest], [texts[i] for i in fold])
+        aucs.append(roc_auc(y, out))
+    return float(np.mean(aucs))
+
+
+def plain_split_rows(texts: list[str], y: np.ndarray, l2s: tuple[float, ...] = (0.3, 1.0, 3.0)) -> str:
+    """Markdown table: dev-CV, frozen-test and transfer AUC of the plain model at several L2 penalties, and of
+    document length alone."""
+    test = frozen_split(len(texts))
+    dev_t, dev_y = [t for t, s in zip(texts, test) if not s], y[~test]
+    test_t, test_y = [t for t, s in zip(texts, test) if s], y[test]
+    ref_docs, groups = transfer_sets()
+    crawl = {g: [t for p in paths for t in quality.read_texts(p)] for g, paths in groups.items()}
+    crawl["WARC pages"] = [t for t in crawl["WARC pages"] if plain_stats(t)[-1] < 0.3]  # English pages only
+    lines = [f"**Plain model on a frozen split of the DCLM labels** (dev {len(dev_t)} docs: 10x repeated 5-fold "
+             f"CV; test {len(test_t)} docs: fitted on dev, scored once; transfer: fitted on dev, "
+             f"{len(ref_docs)} held-out reference docs vs each crawl source)", "",
+             "| scorer | dev CV | frozen test (95% CI) | transfer " + " | ".join(crawl) + " |",
+             "|---|---|---|" + "---|" * len(crawl)]
+
+    def add(name: str, fit_score) -> None:  # type: ignore[no-untyped-def]
+        cv = repeated_cv(dev_t, dev_y, fit_score)
+        s = fit_score(dev_t, dev_y, test_t)
+        lo, hi = bootstrap_auc(test_y, s, 1000)
+        tr = [roc_auc(np.r_[np.ones(len(ref_docs)), np.zeros(len(c))], fit_score(dev_t, dev_y, ref_docs + c))
+              for c in crawl.values()]
+        lines.append(f"| {name} | {cv:.3f} | {roc_auc(test_y, s):.3f} ({lo:.2f}-{hi:.2f}) | "
+                     + " | ".join(f"{a:.3f}" for a in tr) + " |")
+
+    for l2 in l2s:
+        add(f"plain statistics + squares, L2 {l2}" + (" (shipped)" if l2 == quality.PLAIN_L2 else ""),
+            lambda tr, yy, te, l2=l2: np.array(quality.train_plain(tr, list(map(int, yy)), None, l2).score(te)))
+    add("document length alone", lambda tr, yy, te: np.array([len(t) for t in te], float))
+    return "\n".join(lines)
+
+
+def language_rows(texts: list[str], labels: list[int], threshold: float = 0.5) -> str:
+    """Markdown table: score distribution per language and text set, for a model whose language shift was
+    fitted on the dev halves of the clean Wikipedia files (bench/splits.py keys), evaluated on the test halves
+    and on other texts; share of documents a single mix threshold keeps."""
+    halves: dict[str, dict[str, list[str]]] = {"dev": {}, "test": {}}
+    for lang, path in (("en", POSITIVES[0]), ("zh", POSITIVES[1])):
+        for i, t in enumerate(quality.read_texts(path)):
+            pieces = quality._chunks(t, quality.CLEAN_PIECE_CHARS)
+            halves[split_of(doc_key(path.name, i))].setdefault(lang, []).extend(pieces)
+    model = quality.train_plain(texts, labels, halves["dev"])
+    warc = [t for p in NEGATIVES if ".warc" in p.name for t in quality.read_texts(p)]
+    zh_cwt = {n: [json.loads(line)["text"] for line in (ZH / f"{n}.jsonl").read_text(encoding="utf-8").splitlines()
+                  if line.strip()] for n in ("clean", "dirty")} if (ZH / "clean.jsonl").exists() else {}
+    sets = {
+        "en: Wikipedia pieces, test half (clean)": halves["test"]["en"],
+        "zh: Wikipedia paragraphs, test half (clean)": halves["test"]["zh"],
+        "en: WikiText-2 articles (clean)": wikitext_articles(WIKITEXT),
+        "en: demo/text/en_c4.jsonl (crawl)": quality.read_texts(DEMO / "en_c4.jsonl"),
+        "zh: demo/text/zh_wiki_cmrc2018.jsonl (clean)": quality.read_texts(DEMO / "zh_wiki_cmrc2018.jsonl"),
+        "en: WARC pages (crawl)": [t for t in warc if plain_stats(t)[-1] < 0.3],
+        "zh: WARC pages (crawl)": [t for t in warc if plain_stats(t)[-1] >= 0.3],
+        **{f"zh: ChineseWebText {n}": ts for n, ts in zh_cwt.items()},
+    }
+    lines = [f"**Scores per language** (language shift fitted on the dev halves: zh {model.shift['zh']:+.2f} "
+             f"logits; mix threshold {threshold})", "",
+             "| texts | n | median | 10th-90th percentile | kept at threshold |", "|---|---|---|---|---|"]
+    for name, ts in sets.items():
+        s = np.array(model.score(ts))
+        lines.append(f"| {name} | {len(ts)} | {np.median(s):.3f} | {np.percentile(s, 10):.3f}-"
+                     f"{np.percentile(s, 90):.3f} | {(s >= threshold).mean():.0%} |")
+    return "\n".join(lines)
+
+
+def speed_rows(texts: list[str], pos: list[str], neg: list[str], fasttext_python: str | None) -> str:
+    """Markdown table: documents per CPU-second (process time, best of 3) of the shipped plain model and of a
+    DCLM-style fastText classifier (reference vs crawl, word bigrams) predicting the same documents."""
+    def rate(fn) -> float:  # type: ignore[no-untyped-def]
+        best = min(_cpu(fn) for _ in range(3))
+        return len(texts) / best
+
+    model = quality.load()
+    ours = rate(lambda: model.score(texts))
+    lines = [f"**Throughput** ({len(texts)} docs, mean {np.mean([len(t) for t in texts]):.0f} characters; "
+             "documents per CPU-second, same process, best of 3)", "",
+             "| scorer | docs / CPU-s | ratio to fastText |", "|---|---|---|"]
+    ft = _fasttext_model(pos, neg, fasttext_python)
+    if ft is None:
+        lines.append(f"| shipped plain model | {ours:.0f} | fastText not available (see --fasttext-python) |")
+        return "\n".join(lines)
+    peer = rate(lambda: [ft.predict(_fasttext_line(t), k=2) for t in texts])
+    lines.append(f"| shipped plain model (`quality.load().score`) | {ours:.0f} | {ours / peer:.2f} |")
+    lines.append(f"| fastText 0.9.2 predict (DCLM-style: dim 64, word bigrams) | {peer:.0f} | 1.00 |")
+    return "\n".join(lines)
+
+
+def _cpu(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _fasttext_model(pos: list[str], neg: list[str], python: str | None):  # type: ignore[no-untyped-def]
+    """A fastText model trained on reference (hq) vs crawl (lq) text, loaded with the `fasttext` module here
+    (`fasttext-predict` predicts with numpy 2); trained by `python` (an interpreter with fasttext-wheel and
+    numpy<2, e.g. a separate venv) or the `fasttext` CLI. None when neither is there."""
+    try:
+        import fasttext
+    except ImportError:
+        return None
+    tmp = Path(tempfile.mkdtemp())
+    data, out = tmp / "train.txt", tmp / "model"
+    data.write_text("".join(f"__label__{lab} {_fasttext_line(t)}\n" for lab, ts in (("hq", pos), ("lq", neg))
+                            for t in ts), encoding="utf-8")
+    if python:
+        code = ("import fasttext, sys; fasttext.train_supervised(sys.argv[1], wordNgrams=2, dim=64, epoch=20, "
+                "lr=0.5, thread=1, seed=0, verbose=0).save_model(sys.argv[2])")
+        subprocess.run([python, "-c", code, str(data), f"{out}.bin"], check=True, capture_output=True)
+    elif shutil.which("fasttext"):
+        subprocess.run(["fasttext", "supervised", "-input", str(data), "-output", str(out), "-wordNgrams", "2",
+                        "-epoch", "20", "-lr", "0.5", "-dim", "64", "-thread", "1", "-seed", "0", "-verbose", "0"],
+                       check=True, capture_output=True)
+    else:
+        return None
+    model = fasttext.load_model(f"{out}.bin")
+    shutil.rmtree(tmp)
+    return model
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--labels", default=str(DCLM), help="JSONL {text, label} (default: DCLM human labels)")
@@ -231,6 +375,9 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=3, help="fold assignments averaged for the CV rows")
     ap.add_argument("--transfer-only", action="store_true", help="only the transfer-proxy table")
+    ap.add_argument("--plain-only", action="store_true",
+                    help="only the shipped plain model's tables (frozen split, languages, throughput)")
+    ap.add_argument("--fasttext-python", help="a Python with fasttext-wheel (numpy<2) to train the fastText peer")
     args = ap.parse_args()
     if not Path(args.labels).exists():
         print(f"labels not found: {args.labels} (shared data absent?)")
@@ -241,6 +388,15 @@ def main() -> int:
     params = quality.TrainParams()
     pos = [t for p in POSITIVES for t in quality.read_texts(p)]
     neg = [t for p in NEGATIVES for t in quality.read_texts(p)]
+    print(plain_split_rows(texts, y))
+    print()
+    print(language_rows(texts, labels))
+    print()
+    demo = [t for f in ("en_c4", "zh_wiki_cmrc2018") for t in quality.read_texts(DEMO / f"{f}.jsonl")]
+    print(speed_rows(texts + demo, pos, neg, args.fasttext_python))
+    if args.plain_only:
+        return 0
+    print()
     if not args.transfer_only:
         ref = quality.fit_reference(pos, neg, params)
         seeds = range(args.seeds)

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from curation.filters import cjk_fraction, dup_line_fractions, lines_of
-from curation.quality_features import STAT_NAMES, doc_stats, ngram_ids, ngram_ids_of, normalised_cut, stats_of, units_of
+from curation.quality_features import PLAIN_NAMES, STAT_NAMES, doc_stats, plain_stats, ngram_ids, ngram_ids_of, normalised_cut, stats_of, units_of
 from curation.quality_linear import count_matrix, fit_logistic, fit_sparse_logistic, sigmoid, stratified_folds
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -238,13 +238,15 @@ class QualityModel:
         return path
 
 
-def _read_model(path: Path) -> QualityModel:
+def _read_model(path: Path) -> QualityModel | PlainModel:
     if not path.is_file():
         raise FileNotFoundError(f"quality model not found: {path} (train one with `python -m curation.quality train`)")
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
+        if meta.get("format") == PLAIN_FORMAT:
+            return _read_plain(path, z, meta)
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a quality model of format {FORMAT} (found {meta.get('format')!r})")
+            raise ValueError(f"{path}: not a quality model of format {PLAIN_FORMAT} or {FORMAT} (found {meta.get('format')!r})")
         ref = NgramLogit(meta["buckets"], z["ref_idx"], z["ref_val"], meta["ref_bias"])
         lab = NgramLogit(meta["buckets"], z["lab_idx"], z["lab_val"], meta["lab_bias"]) if "lab_idx" in z else None
         zh = Combiner.from_arrays(z, "zh") if "zh_head" in z else None
@@ -254,7 +256,7 @@ def _read_model(path: Path) -> QualityModel:
     return model
 
 
-def load(path: str | Path | None = None) -> QualityModel:
+def load(path: str | Path | None = None) -> QualityModel | PlainModel:
     """The quality scorer: the shipped default model for `None`, else the model file at `path`."""
     return _read_model(Path(path) if path is not None else DEFAULT_MODEL)
 
@@ -441,6 +443,150 @@ def cross_validated_scores(labelled: list[str], labels: list[int], positives: li
     return out
 
 
+# ------------------------------------------------------------------------ the plain model (shipped default)
+
+PLAIN_FORMAT = "lmpipe-quality-2"
+# The combiner's inputs: every plain statistic but `cjk` (the language is handled by the calibration).
+PLAIN_INPUTS: tuple[str, ...] = tuple(n for n in PLAIN_NAMES if n != "cjk")
+_PLAIN_CJK = PLAIN_NAMES.index("cjk")
+# Statistics with no meaning for Chinese text (no spaces between words, no letter case): held at their mean
+# in the labelled documents (standardised 0), so they neither help nor hurt a Chinese document.
+_NOT_FOR_ZH = tuple(PLAIN_INPUTS.index(n) for n in ("mean_word_len", "upper"))
+PLAIN_L2 = 1.0  # best of 0.1-10 in 10x repeated 5-fold CV on the dev part of the DCLM labels (docs/LOG.md)
+
+
+def language_of(cjk_share: float) -> str:
+    """The score's language group: 'zh' for text whose wide-character share is >= 0.3, else 'en'."""
+    return "zh" if cjk_share >= 0.3 else "en"
+
+
+@dataclass
+class PlainModel:
+    """Logistic regression on a dozen plain text statistics (+ their squares), then a per-language shift of the
+    logit so that a score means the same in English and Chinese.
+
+    `combiner` is fitted on human labels (English web pages). `shift[lang]` is added to the logit of a document
+    of that language: 0 for English (the labels' own scale), and for Chinese the difference between the median
+    logits of clean reference text of the two languages (Wikipedia in both), so that a clean Chinese article
+    and a clean English one get the same score, and one threshold keeps the same share of each
+    (bench/quality.py, "cross-language" table).
+    """
+
+    combiner: Combiner
+    shift: dict[str, float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(PLAIN_INPUTS)
+
+    def inputs(self, texts: list[str]) -> np.ndarray:
+        """The statistics of each text (columns `PLAIN_NAMES`)."""
+        return np.array([plain_stats(t) for t in texts]).reshape(len(texts), len(PLAIN_NAMES))
+
+    def raw_logits(self, stats: np.ndarray) -> np.ndarray:
+        """The combiner's logits before the language shift (rows of `inputs`)."""
+        x = np.delete(stats, _PLAIN_CJK, axis=1)
+        zh = stats[:, _PLAIN_CJK] >= 0.3
+        for j in _NOT_FOR_ZH:
+            x[zh, j] = self.combiner.mean[j]
+        return self.combiner.logits(x)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        stats = self.inputs(texts)
+        shift = np.where(stats[:, _PLAIN_CJK] >= 0.3, self.shift.get("zh", 0.0), self.shift.get("en", 0.0))
+        return self.raw_logits(stats) + shift
+
+    def score(self, texts: list[str]) -> list[float]:
+        """Quality scores in [0, 1], one per text; any str (empty, huge, binary junk) gets a score."""
+        if not texts:
+            return []
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        return [float(s) for s in sigmoid(self.logits(texts))]
+
+    def explain(self) -> list[tuple[str, float]]:
+        """(term, weight per standard deviation), largest magnitude first."""
+        terms = [*PLAIN_INPUTS, *(f"{n}^2" for n in PLAIN_INPUTS)]
+        return sorted(zip(terms, map(float, self.combiner.weights)), key=lambda p: -abs(p[1]))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": PLAIN_FORMAT, "inputs": self.input_names, "shift": self.shift, "info": self.info}
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **self.combiner.arrays("main"))
+        return path
+
+
+def _plain_terms_combiner(x: np.ndarray, y: np.ndarray, l2: float) -> Combiner:
+    """`_fit_combiner` for the plain inputs: standardised inputs and the square of every one of them."""
+    comb = _fit_combiner(x, y, l2)
+    if comb.weights.shape[0] != 2 * x.shape[1]:
+        raise AssertionError("plain combiner: expected a square term for every input")
+    return comb
+
+
+def language_shift(model: PlainModel, clean: dict[str, list[str]]) -> dict[str, float]:
+    """Per-language logit shifts that give clean reference text of every language the median raw logit of the
+    English one (`clean["en"]`): quantile matching at the median, on the logit scale."""
+    medians = {lang: float(np.median(model.raw_logits(model.inputs(ts)))) for lang, ts in clean.items() if ts}
+    if "en" not in medians:
+        raise ValueError("language_shift needs English clean reference text (the labels' scale)")
+    return {lang: round(medians["en"] - m, 6) for lang, m in medians.items()}
+
+
+def train_plain(labelled: list[str], labels: list[int], clean: dict[str, list[str]] | None = None,
+                l2: float = PLAIN_L2) -> PlainModel:
+    """Fit the plain model on `{text, label}` documents; `clean` (language -> clean reference texts, e.g.
+    Wikipedia in each language) sets the per-language shifts (none: no shift)."""
+    y = np.asarray(labels, dtype=float)
+    if len(y) != len(labelled) or not set(np.unique(y)) <= {0.0, 1.0}:
+        raise ValueError("labels must be one 0/1 value per labelled document")
+    if y.min() == y.max():
+        raise ValueError("labelled documents need both labels (0 = low, 1 = high quality)")
+    stats = np.array([plain_stats(t) for t in labelled])
+    x = np.delete(stats, _PLAIN_CJK, axis=1)
+    comb = _plain_terms_combiner(x, y, l2)
+    # Strong L2 shrinks the logits towards 0 (scores of 0.4-0.6 for nearly everything): rescale them by a
+    # 1-d logistic fit of the labels on out-of-fold logits (Platt scaling), so that a score is a probability
+    # of "high quality" on the labels' scale and thresholds spread over [0, 1]. Ranking is unchanged.
+    oof = np.zeros(len(y))
+    for fold in stratified_folds(y, 5, 0):
+        rest = np.setdiff1d(np.arange(len(y)), fold)
+        oof[fold] = _plain_terms_combiner(x[rest], y[rest], l2).logits(x[fold])
+    (a,), b = fit_logistic(oof[:, None], y, 1e-6)
+    a = max(a, 1e-3)  # never flip the ranking (a <= 0 only if the out-of-fold logits rank backwards)
+    comb = Combiner(comb.n_inputs, comb.mean, comb.std, comb.weights * a, comb.bias * a + b, comb.lo, comb.hi)
+    model = PlainModel(comb, {"en": 0.0}, {"fitted_on": "labels", "labelled": len(y), "positive_labels": int(y.sum()),
+                                           "l2": l2, "platt": [round(float(a), 4), round(float(b), 4)]})
+    if clean:
+        model.shift = language_shift(model, clean)
+        model.info["calibration_docs"] = {lang: len(ts) for lang, ts in clean.items()}
+    return model
+
+
+# Clean reference text is compared in pieces of about this size (Chinese Wikipedia paragraphs are ~500
+# characters, English Wikipedia articles ~35,000): the length statistic must not make the languages differ.
+CLEAN_PIECE_CHARS = 2000
+
+
+def clean_pieces(specs: Sequence[str]) -> dict[str, list[str]]:
+    """`LANG=FILE` arguments -> language -> the files' texts cut into ~CLEAN_PIECE_CHARS-character pieces."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        lang, sep, name = spec.partition("=")
+        if not sep or lang not in ("en", "zh"):
+            raise ValueError(f"--clean {spec!r}: expected en=FILE or zh=FILE")
+        out.setdefault(lang, []).extend(c for t in read_texts(name) for c in _chunks(t, CLEAN_PIECE_CHARS))
+    return out
+
+
+def _read_plain(path: Path, z: Any, meta: dict[str, Any]) -> PlainModel:
+    if meta.get("inputs") != list(PLAIN_INPUTS):
+        raise ValueError(f"{path}: model inputs {meta.get('inputs')} do not match this code's {list(PLAIN_INPUTS)}")
+    return PlainModel(Combiner.from_arrays(z, "main"), {k: float(v) for k, v in meta["shift"].items()}, meta["info"])
+
+
 # ------------------------------------------------------------------------------------ reading texts
 
 
@@ -566,6 +712,12 @@ def _main(argv: list[str] | None = None) -> int:
     tr.add_argument("--positives", nargs="+", required=True, help="curated reference files (high quality)")
     tr.add_argument("--negatives", nargs="+", required=True, help="raw crawl files (WARC, JSONL, Parquet, …)")
     tr.add_argument("--labels", help="JSONL of {text, label} to fit the combiner on (else: reference data)")
+    tp = sub.add_parser("train-plain", help="fit the plain model (the shipped default) and save it")
+    tp.add_argument("--out", required=True, help="model file to write (.npz)")
+    tp.add_argument("--labels", required=True, help="JSONL of {text, label} (e.g. DCLM human labels)")
+    tp.add_argument("--clean", nargs="+", default=[], metavar="LANG=FILE",
+                    help="clean reference text per language for the score's language shift, e.g. en=wiki.txt "
+                         f"zh=wiki.jsonl (cut into ~{CLEAN_PIECE_CHARS}-character pieces)")
     sc = sub.add_parser("score", help="print one score per document of the given files")
     sc.add_argument("--model", help="model file (default: the shipped model)")
     sc.add_argument("files", nargs="+")
@@ -581,6 +733,14 @@ def _main(argv: list[str] | None = None) -> int:
         path = model.save(args.out)
         print(json.dumps({"out": str(path), "bytes": path.stat().st_size, **model.info,
                           "weights": dict(model.explain())}, indent=1))
+    elif args.cmd == "train-plain":
+        labelled, labels = read_labels(args.labels)
+        clean = clean_pieces(args.clean)
+        plain = train_plain(labelled, labels, clean)
+        plain.info["sources"] = {"labels": Path(args.labels).name, "clean": [Path(c).name for c in args.clean]}
+        path = plain.save(args.out)
+        print(json.dumps({"out": str(path), "bytes": path.stat().st_size, "shift": plain.shift, **plain.info,
+                          "weights": dict(plain.explain())}, indent=1))
     else:
         model = load(args.model)
         for f in args.files:
