@@ -26,6 +26,12 @@ Last, a table-markup invariance check of the shipped model (`markup_rows`): the 
 wrapped as `| line |`, and of the whole text as one table row `|  | text |  |` (what trafilatura emits for a
 layout table), against the plain texts: mean absolute score difference (the words are unchanged, so a
 quality score should not move).
+First come the shipped plain model's tables (`--plain-only` prints only these): dev-CV / frozen-test /
+transfer AUC on a frozen 70/30 split of the labels (`plain_split_rows`, bench/splits.py keys), its scores per
+language and text set with the share one mix threshold keeps (`language_rows`), and documents per CPU-second
+against a DCLM-style fastText classifier in the same process (`speed_rows`; fastText is trained by
+`--fasttext-python`, an interpreter with fasttext-wheel and numpy<2, or the fastText CLI, and predicts through
+the `fasttext` module of fasttext-predict).
 CV AUCs are the mean over `--seeds` fold assignments; the interval is the bootstrap of the first seed's
 out-of-fold scores. The reference texts are the ones the shipped model's command uses (curation.quality).
 """

@@ -292,9 +292,9 @@ _EN_SENTENCE = (". ", "! ", "? ", ".\n")
 
 
 def _wide_chars(text: str, raw: bytes) -> int:
-    """Characters of 3+ UTF-8 bytes (CJK, their punctuation, emoji), estimated from byte counts alone:
-    (bytes - chars) counts 1 per 2-byte character (é, ü) and 2 per 3-byte one; the 2-byte ones are
-    counted apart only when the text is not mostly ASCII. Exact for ASCII + CJK text."""
+    """Characters of 3 UTF-8 bytes (CJK and its punctuation), estimated from byte counts alone: (bytes -
+    chars) / 2, so each 2-byte character (é, ü) adds half a count and a 4-byte one 1.5. Exact for ASCII + CJK
+    text; a French page with 5 % accented letters reads as 2.5 % "wide", far below the 0.3 of Chinese."""
     extra = len(raw) - len(text)
     return max(0, extra // 2)
 
