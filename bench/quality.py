@@ -127,7 +127,7 @@ def transfer_rows(pos: list[str], labelled: list[str], labels: list[int], n_boot
     shipped = quality.load()
     rows = []
 
-    def add(name: str, model: quality.QualityModel, crawl: list[str],
+    def add(name: str, model: quality.QualityModel | quality.PlainModel, crawl: list[str],
             unlabelled: quality.QualityModel | None = None) -> None:
         texts = ref_docs + crawl
         yy = np.array([1.0] * len(ref_docs) + [0.0] * len(crawl))
@@ -137,7 +137,8 @@ def transfer_rows(pos: list[str], labelled: list[str], labels: list[int], n_boot
             rows.append(row(f"{tag}: lmpipe scorer without labels (reference combiner)", yy,
                             [np.array(unlabelled.score(texts))], n_boot))
         rows.append(row(f"{tag}: document length alone", yy, [np.array([len(t) for t in texts], float)], n_boot))
-        rows.append(row(f"{tag}: n-gram LR alone", yy, [model.ref.logits(texts)], n_boot))
+        if isinstance(model, quality.QualityModel):  # the shipped plain model has no n-gram classifier
+            rows.append(row(f"{tag}: n-gram LR alone", yy, [model.ref.logits(texts)], n_boot))
 
     add("crawl (all groups + CS336 spam), shipped model", shipped, [t for v in by_group.values() for t in v] + [spam])
     for g in groups:
