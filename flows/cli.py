@@ -3,6 +3,8 @@
     lmpipe run [FLOW] [--preset demo] [--set KEY=VALUE]… [--input PATH]… [--refresh STAGE]… [--from ID]
                [--no-prefect] [--home DIR]          run a flow: pipeline (default), corpus, tokenizer, pretrain, sft
     lmpipe run corpus --incremental [--input DIR]…  process only new input files into a new corpus version
+    lmpipe ablate [--variant NAME=KEY=VALUE[,...]]… [--seeds K] [--preset ablate] [--set K=V]… [--no-prefect]
+                                                    one proxy model per variant and seed, evaluated and compared
     lmpipe artifacts [--kind KIND]                  list complete artifacts
     lmpipe show ID                                  print an artifact's manifest
     lmpipe lineage ID                               the tree back to the raw input files, with stats
@@ -179,6 +181,42 @@ def cmd_run(a: argparse.Namespace) -> int:
         line = warning_line(damaged_inputs(store, last))
         if line:
             print(f"\n{line}", file=sys.stderr)
+    return 0
+
+
+def cmd_ablate(a: argparse.Namespace) -> int:
+    """Train one proxy model per variant and seed (same tokenizer, same token budget), evaluate, compare."""
+    from flows import ablate
+    from storage.store import ArtifactStore
+
+    overrides = _overrides(a)
+    spec = ablate.make_spec(a.preset, a.variant, a.seeds, overrides, a.input or None)  # every mistake, up front
+    store = ArtifactStore()
+    ablate.precheck(spec, store)
+    if os.environ.get("PREFECT_API_URL") and not a.no_prefect:
+        from flows.deploy import check_server
+
+        check_server()
+    t0 = time.time()
+    if a.no_prefect:
+        out = ablate.run_ablation(spec, ablate.PlainStages(spec, store), store)
+    else:
+        from flows.prefect_flows import ablate_flow
+
+        out = ablate_flow(preset=a.preset, variants=a.variant, seeds=a.seeds, overrides=overrides or None,
+                          inputs=a.input or None, home=store.url)
+    wall = time.time() - t0
+    print(f"\n{'variant':<12} {'seed':<5} {'stage':<13} {'status':<8} artifact")
+    for r in out["runs"]:
+        seed = "" if r["seed"] is None else str(r["seed"])
+        print(f"{r['variant']:<12} {seed:<5} {r['stage']:<13} {'built' if r['built'] else 'skipped':<8} {r['id']}")
+    built = sum(r["built"] for r in out["runs"])
+    models = sum(r["built"] for r in out["runs"] if r["stage"] == "pretrain")
+    print(f"{built} stage(s) built ({models} model(s) trained), {len(out['runs']) - built} skipped; "
+          f"wall time {wall:.1f} s (artifacts in {store.url})\n")
+    md = (Path(out["dir"]) / "ablation.md").read_text(encoding="utf-8")
+    print(md.split("\n![")[0])
+    print(f"Comparison: {out['ablation']} ({Path(out['dir']) / 'ablation.md'}, plot ablation.png)")
     return 0
 
 
@@ -387,8 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help="artifact store root (default $LMPIPE_HOME or ./lmpipe-data); fsspec URLs allowed")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def config_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--preset", default="demo", help="config preset: demo (default) or tiny")
+    def config_args(sp: argparse.ArgumentParser, preset: str = "demo") -> None:
+        sp.add_argument("--preset", default=preset, help=f"config preset: demo, tiny or ablate (default {preset})")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set pretrain.steps=50 (repeatable)")
         sp.add_argument("--input", action="append", default=[], metavar="PATH",
@@ -420,6 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "corpus version covers and make a new version (see flows/refresh.py)")
     r.add_argument("--no-generate", action="store_true", help="skip the sample generation at the end")
     r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("ablate", help="compare data variants: one proxy model per variant and seed, evaluated")
+    s.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE[,KEY=VALUE...]",
+                   help="a variant: the config plus these keys (repeatable; the first is the baseline; default: "
+                        "all=mix.top_fraction=1 and top50=mix.top_fraction=0.5)")
+    s.add_argument("--seeds", type=int, default=2, metavar="K", help="models per variant, pretrain.seed = base "
+                   "seed + 0..K-1 (default 2)")
+    config_args(s, preset="ablate")
+    s.add_argument("--no-prefect", action="store_true", help="run the same steps as plain function calls")
+    s.set_defaults(func=cmd_ablate)
 
     s = sub.add_parser("artifacts", help="list complete artifacts")
     s.add_argument("--kind", help="only this kind (stage name)")

@@ -95,7 +95,15 @@ def tiny() -> dict[str, Any]:
     }
 
 
-PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"demo": demo, "tiny": tiny}
+def ablate() -> dict[str, Any]:
+    """The demo data for `lmpipe ablate`: proxy models of 200 steps (410k tokens: about one epoch of the demo's
+    full mix), so two variants x two seeds (4 models, 4 evals) fit in a few minutes on 2 cores."""
+    data = demo()
+    data["pretrain"] = {"steps": 200, "warmup_steps": 20, "eval_every": 100}
+    return data
+
+
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"demo": demo, "tiny": tiny, "ablate": ablate}
 
 
 def parse_value(raw: str) -> Any:

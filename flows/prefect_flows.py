@@ -313,5 +313,53 @@ def pipeline_flow(preset: str = "demo", overrides: dict[str, Any] | None = None,
 
 FLOW_FUNCS = {**SECTION_FLOWS, "pipeline": pipeline_flow}
 
+
+class PrefectStages:
+    """The ablation's stages (``flows.ablate.Stages``) on Prefect: the corpus as a ``corpus`` subflow, the other
+    stages as this module's tasks; an artifact already complete gets no run, only its manifest published."""
+
+    def __init__(self, preset: str, inputs: list[str] | None, home: str | None) -> None:
+        self.preset, self.inputs, self.home, self.store = preset, inputs, home, ArtifactStore(home)
+
+    def _done(self, aid: str) -> dict[str, Any]:
+        m = self.store.get(aid)
+        publish(m, False)
+        return {"id": aid, "built": False, "seconds": m.seconds}
+
+    def corpus(self, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        planned = dag.plan_ids("corpus", resolve_config(self.preset, overrides, self.inputs), {})
+        if all(self.store.exists(i) for i in planned.values()):
+            return {name: self._done(aid) for name, aid in planned.items()}
+        return corpus_flow(preset=self.preset, overrides=overrides, inputs=self.inputs, home=self.home)
+
+    def stage(self, name: str, overrides: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+        aid = dag.planned_id(name, resolve_config(self.preset, overrides, self.inputs), ids)
+        if self.store.exists(aid):
+            return self._done(aid)
+        return TASKS[name](self.preset, overrides, self.inputs, self.home, dict(ids), False)
+
+    def publish(self, manifest: Manifest, built: bool) -> None:
+        from flows.ablate import embedded_markdown
+
+        publish(manifest, built)
+        create_markdown_artifact(markdown=embedded_markdown(self.store.local_dir(manifest.id)), key="ablation",
+                                 description=f"comparison {manifest.id}: mean ± std over seeds, per variant")
+
+
+@flow(name="ablate", log_prints=True)
+def ablate_flow(preset: str = "ablate", variants: list[str] | None = None, seeds: int = 2,
+                overrides: dict[str, Any] | None = None, inputs: list[str] | None = None,
+                home: str | None = None) -> dict[str, Any]:
+    """One proxy model per variant (``NAME=KEY=VALUE,...``) and seed, same tokenizer and token budget, each
+    evaluated; ends with the ``ablation`` comparison artifact (flows.ablate)."""
+    from flows import ablate
+
+    spec = ablate.make_spec(preset, variants or [], seeds, overrides or {}, inputs)
+    store = ArtifactStore(home)
+    store.clean_tmp()
+    ablate.precheck(spec, store)
+    out = ablate.run_ablation(spec, PrefectStages(preset, inputs, home), store)
+    return {**out, "dir": str(out["dir"])}
+
 if __name__ == "__main__":
     print(pipeline_flow())
