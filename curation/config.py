@@ -187,6 +187,18 @@ class FilterConfig(_Config):
         default_factory=list, description="More eval sets to keep out of the corpus, [NAME=]PATH as in "
         "eval.extra_tasks (JSONL, or C-Eval/CMMLU-style CSV).",
     )
+    spam: bool = Field(
+        True, description="Drop Chinese web spam (gambling, porn, SEO link farms, game private servers/cheats, fake "
+        "certificates) found by the weighted lexicon of curation.spam: drop reason spam:<category>.",
+    )
+    spam_min_score: float = Field(
+        6.0, ge=0.0, description="Spam: minimum lexicon score of the leading category (title terms count twice; "
+        "chosen on the dev split of bench/spam.py).",
+    )
+    spam_min_density: float = Field(
+        1.0, ge=0.0, description="Spam: minimum lexicon score per 1,000 characters (length floored at 1,000), so "
+        "that a long article that names a gambling or porn term a few times stays.",
+    )
 
 
 class DedupConfig(_Config):

@@ -10,10 +10,11 @@ to expensive. Thresholds live in `curation.config.FilterConfig`, one section per
   rule is left out, FineWeb's line-punctuation ratio stands in for it), FineWeb (line punctuation, short
   lines, newline/word ratio), then Gopher repetition (duplicate lines and paragraphs, top word 2-4-grams,
   duplicate word 5-grams). The rules follow datatrove's GopherQuality/C4Quality/FineWebQuality filters.
-* Chinese (`zh`): rules on characters, since Chinese has no spaces between words: length in characters, CJK
-  share, line-ending (or inner sentence-ending) punctuation including Chinese punctuation, short lines,
-  site-boilerplate lines, duplicate lines and paragraphs, the most frequent character 4-gram, duplicate
-  character 10-grams.
+* Chinese (`zh`): after the length rule, web spam (`curation.spam`: gambling, porn, SEO link farms, game
+  private servers/cheats, fake certificates; drop reason `spam:<category>`, switch `FilterConfig.spam`), then
+  rules on characters, since Chinese has no spaces between words: CJK share, line-ending (or inner
+  sentence-ending) punctuation including Chinese punctuation, short lines, site-boilerplate lines, duplicate
+  lines and paragraphs, the most frequent character 4-gram, duplicate character 10-grams.
 * Other languages: the repetition rules only (no thresholds of their own yet).
 
     .venv/bin/python -c "from curation.filters import check; from curation.config import FilterConfig; \\
@@ -29,6 +30,7 @@ from itertools import repeat
 import ftfy
 import numpy as np
 
+from curation import spam
 from curation.config import ChineseFilterConfig, EnglishFilterConfig, FilterConfig, RepetitionFilterConfig
 
 # Gopher's stop-word rule: a real English text contains at least two of these.
@@ -262,12 +264,21 @@ def _check_english(text: str, words: list[str], lines: list[str], cfg: EnglishFi
     return None
 
 
-def _check_chinese(
-    text: str, lines: list[str], cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig
-) -> str | None:
+def _check_chinese(text: str, lines: list[str], cfg: FilterConfig, title: str | None) -> str | None:
     chars = "".join(text.split())
-    if not cfg.min_chars <= len(chars) <= cfg.max_chars:
+    if not cfg.zh.min_chars <= len(chars) <= cfg.zh.max_chars:
         return "char_count"
+    # Spam before the quality rules: much spam fails them too, and the corpus report should count it as spam.
+    if cfg.spam:
+        reason = spam.classify(text, title, cfg.spam_min_score, cfg.spam_min_density)
+        if reason:
+            return reason
+    return _check_chinese_quality(text, chars, lines, cfg.zh, cfg.repetition)
+
+
+def _check_chinese_quality(
+    text: str, chars: str, lines: list[str], cfg: ChineseFilterConfig, repetition: RepetitionFilterConfig
+) -> str | None:
     if cjk_fraction(text) < cfg.min_cjk_fraction:
         return "cjk_fraction"
     if _fraction(lines, lambda line: has_sentence_end(line, ZH_TERMINAL, ZH_INNER_END)) < cfg.min_line_punct_fraction:
@@ -289,11 +300,13 @@ def _check_chinese(
     return None
 
 
-def check(text: str, lang: str | None, cfg: FilterConfig) -> str | None:
-    """Return the drop reason of the first rule `text` fails, or None when it passes every rule."""
+def check(text: str, lang: str | None, cfg: FilterConfig, title: str | None = None) -> str | None:
+    """Return the drop reason of the first rule `text` fails, or None when it passes every rule.
+
+    `title`, the page title when the document has one, is read by the Chinese spam check only."""
     lines = lines_of(text)
     if lang == "zh":
-        return _check_chinese(text, lines, cfg.zh, cfg.repetition)
+        return _check_chinese(text, lines, cfg, title)
     words = text.split()
     if not words:
         return "word_count"
