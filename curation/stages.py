@@ -530,11 +530,11 @@ def run_quality_model(inputs: Sequence[str | Path], out_dir: Path, cfg: QualityM
 # .npz of ~1 MB) took ~0.03 s per stage run, half of the quality stage's CPU on the 56 pages of
 # bench/curation.py, paid again by every run in a long-lived process (server, refresh flows, notebooks).
 # A rewritten model file has a new mtime/size and is read again. Scoring does not modify the model.
-_SCORERS: dict[tuple[str, int, int], quality.QualityModel] = {}
+_SCORERS: dict[tuple[str, int, int], quality.QualityModel | quality.PlainModel] = {}
 _SCORER_CACHE_SIZE = 4
 
 
-def _scorer(path: str | Path | None) -> quality.QualityModel:
+def _scorer(path: str | Path | None) -> quality.QualityModel | quality.PlainModel:
     """`quality.load(path)`, served from `_SCORERS` when the same file (same mtime and size) was loaded before."""
     resolved = Path(path) if path is not None else quality.DEFAULT_MODEL
     try:

@@ -50,11 +50,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     # quality_model: the learned scorer, reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
-    Stage("quality_model", "4", ("ingest",)),
+    Stage("quality_model", "5", ("ingest",)),
     # 3: table markup stripped before the statistics, no `pipes` statistic; 4: negatives sampled while streaming
-    # (bottom-k pieces by hash(seed, id, piece))
-    # quality 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs; 5: sharded
-    Stage("quality", "5", ("dedup", "quality_model")),
+    # (bottom-k pieces by hash(seed, id, piece)); 5: the shipped default is the plain-statistics model
+    # quality 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs; 5: sharded; 6: plain-statistics
+    # model with a per-language logit shift (one threshold for en and zh)
+    Stage("quality", "6", ("dedup", "quality_model")),
     Stage("mix", "3", ("quality",)),  # 2: source weights, per-language thresholds, top-k, rehydration, budget, report/;
     # 3: two streaming passes and an external bucketed shuffle (shards byte-identical), report from streamed
     # histograms and a 10,000-score sample per language
