@@ -91,12 +91,18 @@ def _html_pages() -> Iterator[tuple[str, str, str, Path]]:
             yield name.split("/")[0], str(page.relative_to(html)), site, page
 
 
-@lru_cache(maxsize=1)
-def web_documents() -> tuple[Doc, ...]:
-    """Every Chinese web document of ../shared/data that the labels file covers (see the module docstring)."""
+@lru_cache(maxsize=2)
+def web_documents(split: str | None = None) -> tuple[Doc, ...]:
+    """Every Chinese web document of ../shared/data that the labels file covers (see the module docstring), or
+    those of one split (chosen by site before extraction, so a test of the frozen split stays quick)."""
+    def wanted(site: str) -> bool:
+        return split is None or split_of(site) == split
+
     docs = []
     for name in WARCS:
         for record in read_records(DATA / "warc" / name):
+            if not wanted(site_key(record["url"] or "")):
+                continue
             if record["kind"] == "html":
                 text, title = extract(record["content"], record["url"], record["charset"])
             else:
@@ -105,6 +111,8 @@ def web_documents() -> tuple[Doc, ...]:
                 url = record["url"] or ""
                 docs.append(Doc(f"warc/{name}", url, site_key(url), title, text))
     for html_set, key, site, page in _html_pages():
+        if not wanted(site):
+            continue
         with gzip.open(page) as fh:
             text, title = extract(fh.read())
         if _zh(text):
@@ -112,13 +120,13 @@ def web_documents() -> tuple[Doc, ...]:
     for part in ("clean", "dirty"):
         for i, line in enumerate((DATA / CWT / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()):
             text = json.loads(line)["text"]
-            if _zh(text):
+            if wanted(doc_key(f"cwt-{part}", i)) and _zh(text):
                 docs.append(Doc(f"{CWT}/{part}.jsonl", str(i), doc_key(f"cwt-{part}", i), "", text))
     return tuple(docs)
 
 
-def clean_documents() -> Iterator[tuple[str, str, str]]:
-    """(file, split, text) of the clean reference text."""
+def clean_documents(split: str | None = None) -> Iterator[tuple[str, str, str]]:
+    """(file, split, text) of the clean reference text (of one split, or all)."""
     for name, kind in CLEAN:
         path = DATA / name
         if kind == "jsonl":
@@ -131,8 +139,9 @@ def clean_documents() -> Iterator[tuple[str, str, str]]:
             with path.open(encoding="utf-8", newline="") as fh:
                 texts = [row["review"] for row in csv.DictReader(fh)]
         for i, text in enumerate(texts):
-            if text.strip():
-                yield name, split_of(doc_key(name, i)), text
+            part = split_of(doc_key(name, i))
+            if text.strip() and split in (None, part):
+                yield name, part, text
 
 
 def labels() -> dict[tuple[str, str], dict]:
@@ -141,11 +150,12 @@ def labels() -> dict[tuple[str, str], dict]:
     return {(row["source"], row["key"]): row for row in rows}
 
 
-def labelled() -> tuple[list[tuple[Doc, dict]], list[Doc], int]:
-    """(documents with their label, documents without one, labels whose text digest changed)."""
+def labelled(split: str | None = None) -> tuple[list[tuple[Doc, dict]], list[Doc], int]:
+    """(documents with their label, documents without one, labels whose text digest changed), of one split or
+    all."""
     table = labels()
     found, unlabelled, stale = [], [], 0
-    for doc in web_documents():
+    for doc in web_documents(split):
         row = table.get((doc.source, doc.key))
         if row is None:
             unlabelled.append(doc)
