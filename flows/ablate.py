@@ -292,14 +292,46 @@ def compare(spec: AblationSpec, store: ArtifactStore, ids: dict[str, dict[str, s
     }
 
 
+def record_identity(spec: AblationSpec, evals: dict[str, list[str]]) -> tuple[dict[str, Any], list[str]]:
+    """(config, parents) of the ``ablation`` artifact: the variants (names, keys), the seeds, the rule's factor;
+    its parents are the eval artifacts, variant by variant, seed by seed."""
+    conf = {"variants": [{"name": v.name, "overrides": v.overrides} for v in spec.variants], "seeds": spec.seeds,
+            "spread_factor": SPREAD_FACTOR}
+    return conf, [e for v in spec.variants for e in evals[v.name]]
+
+
+def planned_ids(spec: AblationSpec) -> list[str]:
+    """Every artifact id the ablation will have, before anything runs (ids depend on config and parents only):
+    when all exist, the CLI answers from the store without starting Prefect, as ``lmpipe run`` does."""
+    from flows.dag import plan_ids, planned_id
+    from storage.store import compute_id
+
+    out: list[str] = []
+    evals: dict[str, list[str]] = {}
+    tokenizer_id: str | None = None
+    for v in spec.variants:
+        cfg = spec.config(v)
+        ids = plan_ids("corpus", cfg, {})
+        tokenizer_id = tokenizer_id or planned_id("tokenizer", cfg, ids)
+        ids["tokenizer"] = tokenizer_id
+        ids["tokens"] = planned_id("tokens", cfg, ids)
+        out += ids.values()
+        evals[v.name] = []
+        for seed in spec.seeds:
+            cfg_s = spec.config(v, seed)
+            pre = planned_id("pretrain", cfg_s, ids)
+            evals[v.name].append(planned_id("eval", cfg_s, {**ids, "pretrain": pre}))
+            out += [pre, evals[v.name][-1]]
+    conf, parents = record_identity(spec, evals)
+    return [*dict.fromkeys(out), compute_id("ablation", ABLATION_VERSION, conf, parents)]
+
+
 def build_record(spec: AblationSpec, store: ArtifactStore, ids: dict[str, dict[str, str]],
                  evals: dict[str, list[str]]) -> tuple[Manifest, bool]:
     """The ``ablation`` artifact: content-addressed by the variants (names, keys) and their eval artifacts."""
     from flows.provenance import stage_code
 
-    conf = {"variants": [{"name": v.name, "overrides": v.overrides} for v in spec.variants], "seeds": spec.seeds,
-            "spread_factor": SPREAD_FACTOR}
-    parents = [e for v in spec.variants for e in evals[v.name]]
+    conf, parents = record_identity(spec, evals)
 
     def write(out: Path) -> dict[str, Any]:
         record = compare(spec, store, ids, evals)

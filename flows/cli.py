@@ -198,7 +198,11 @@ def cmd_ablate(a: argparse.Namespace) -> int:
 
         check_server()
     t0 = time.time()
-    if a.no_prefect:
+    # As `lmpipe run`: when every artifact is already in the store, the ephemeral Prefect server (8-17 s) would
+    # only record a run that does nothing; server mode (PREFECT_API_URL) records it.
+    done = not (a.no_prefect or os.environ.get("PREFECT_API_URL")) and all(
+        store.exists(i) for i in ablate.planned_ids(spec))
+    if a.no_prefect or done:
         out = ablate.run_ablation(spec, ablate.PlainStages(spec, store), store)
     else:
         from flows.prefect_flows import ablate_flow
@@ -216,6 +220,8 @@ def cmd_ablate(a: argparse.Namespace) -> int:
           f"wall time {wall:.1f} s (artifacts in {store.url})\n")
     md = (Path(out["dir"]) / "ablation.md").read_text(encoding="utf-8")
     print(md.split("\n![")[0])
+    if done:
+        print("every artifact already complete (manifests in the store): no Prefect run created")
     print(f"Comparison: {out['ablation']} ({Path(out['dir']) / 'ablation.md'}, plot ablation.png)")
     return 0
 

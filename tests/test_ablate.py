@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.ablate import DEFAULT_VARIANTS, eval_metrics, make_spec, mean_std, parse_variant, spread_verdict
+from flows.ablate import (DEFAULT_VARIANTS, eval_metrics, make_spec, mean_std, parse_variant, planned_ids,
+                          spread_verdict)
 from flows.config import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,14 +101,14 @@ def test_eval_metrics_flattens_bpb_aggregates_and_task_accuracy() -> None:
 # ---- end to end -------------------------------------------------------------------------------------------
 
 # A tiny proxy: 3 steps, 2 tasks of 2 items; reference bits per byte on the full shipped texts.
-SMALL = ["--preset", "tiny", "--seeds", "1", "--no-prefect", "--set", "pretrain.steps=3", "--set",
-         "eval.max_items=2", "--set", 'eval.tasks=["copa", "xcopa_zh"]']
+SMALL = ["--preset", "tiny", "--seeds", "1", "--set", "pretrain.steps=3", "--set", "eval.max_items=2", "--set",
+         'eval.tasks=["copa", "xcopa_zh"]']
 ROW = re.compile(r"^(\S+)\s+(\d*)\s+(\w+)\s+(built|skipped)\s+(\S+)$")
 
 
-def _ablate(home: Path, variants: list[str]) -> tuple[list[tuple[str, str, str]], dict]:
-    """Run the CLI; returns ([(variant, stage, status)], the ablation record it printed the id of)."""
-    cmd = [sys.executable, "-m", "flows.cli", "--home", str(home), "ablate", *SMALL]
+def _ablate(home: Path, variants: list[str], *flags: str) -> tuple[list[tuple[str, str, str]], dict, str]:
+    """Run the CLI; returns ([(variant, stage, status)], the ablation record it printed the id of, stdout)."""
+    cmd = [sys.executable, "-m", "flows.cli", "--home", str(home), "ablate", *SMALL, *flags]
     for v in variants:
         cmd += ["--variant", v]
     env = {**os.environ, "PREFECT_HOME": str(home / "prefect")}
@@ -117,12 +118,12 @@ def _ablate(home: Path, variants: list[str]) -> tuple[list[tuple[str, str, str]]
     aid = re.search(r"Comparison: (ablation-[0-9a-f]{12})", proc.stdout)[1]
     record = json.loads((home / "ablation" / aid / "ablation.json").read_text(encoding="utf-8"))
     assert "within the seed spread" not in proc.stdout and "one seed: no spread" in proc.stdout
-    return rows, record
+    return rows, record, proc.stdout
 
 
 def test_variants_share_upstream_and_a_new_variant_trains_alone(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    rows, record = _ablate(home, ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5"])
+    rows, record, _ = _ablate(home, ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5"], "--no-prefect")
     a, b = (record["variants"][n]["artifacts"] for n in ("all", "top50"))
     for stage in ("ingest", "langid", "filter", "dedup", "quality_model", "quality", "tokenizer"):
         assert a[stage] == b[stage], stage  # one artifact for both variants
@@ -143,10 +144,51 @@ def test_variants_share_upstream_and_a_new_variant_trains_alone(tmp_path: Path) 
     assert record["budget"]["tokens"] == 3 * 4 * 64  # tiny: batch 4 x seq 64
     assert list((home / "ablation").glob("*/ablation.png"))
 
-    rows2, record2 = _ablate(home, ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5",
-                                    "q03=mix.min_quality=0.3"])
+    three = ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5", "q03=mix.min_quality=0.3"]
+    rows2, record2, _ = _ablate(home, three, "--no-prefect")
     built = {(v, s) for v, s, status in rows2 if status == "built"}
     assert {s for v, s in built} <= {"mix", "tokens", "pretrain", "eval"}  # tokenizer and corpus from the cache
     assert {v for v, s in built} == {"q03"}  # only the new variant trains
     assert record2["variants"]["all"]["evals"] == record["variants"]["all"]["evals"]
     assert record2["variants"]["q03"]["artifacts"]["tokenizer"] == a["tokenizer"]
+
+    # Everything planned is in the store: the ids planned up front are the ones built, and the default (Prefect)
+    # mode answers from the store without starting a Prefect server.
+    spec = make_spec("tiny", three, 1, {"pretrain.steps": "3", "eval.max_items": "2",
+                                         "eval.tasks": '["copa", "xcopa_zh"]'}, None)
+    planned = planned_ids(spec)
+    assert all((home / aid.rsplit("-", 1)[0] / aid / "manifest.json").exists() for aid in planned)
+    rows3, record3, out3 = _ablate(home, three)
+    assert "no Prefect run created" in out3 and not [r for r in rows3 if r[2] == "built"]
+    assert planned[-1] == re.search(r"Comparison: (ablation-[0-9a-f]{12})", out3)[1]
+
+
+@pytest.mark.slow
+def test_prefect_flow_publishes_the_comparison_and_matches_the_plain_path(prefect_harness, tmp_path: Path) -> None:
+    import anyio
+    from prefect.client.orchestration import get_client
+
+    from flows.ablate import PlainStages, run_ablation
+    from flows.prefect_flows import ablate_flow
+    from storage.store import ArtifactStore
+
+    home = str(tmp_path / "home")
+    overrides = {"pretrain.steps": "3", "eval.max_items": "2", "eval.tasks": '["copa", "xcopa_zh"]'}
+    variants = ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5"]
+    out = ablate_flow(preset="tiny", variants=variants, seeds=2, overrides=overrides, home=home)
+    assert out["built"] and sum(r["stage"] == "pretrain" and r["built"] for r in out["runs"]) == 4
+
+    async def ablation_artifact() -> str:
+        async with get_client() as client:  # the REST call: see tests/test_flows.py for why
+            resp = await client._client.post("/artifacts/filter", json={"limit": 200, "sort": "CREATED_DESC"})
+            resp.raise_for_status()
+            return next(a["data"] for a in resp.json() if a.get("key") == "ablation")
+
+    md = anyio.run(ablation_artifact)
+    assert "Mean ± sample std" in md and "data:image/png;base64," in md and "pooled std" in md
+
+    spec = make_spec("tiny", variants, 2, overrides, None)  # --no-prefect: the very same artifacts, none built
+    store = ArtifactStore(home)
+    plain = run_ablation(spec, PlainStages(spec, store), store)
+    assert plain["ablation"] == out["ablation"] and not any(r["built"] for r in plain["runs"])
+
