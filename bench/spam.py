@@ -8,7 +8,8 @@ Data (rebuilt from ../shared on every run; nothing of it is stored in the repo):
   Their hand labels are in `curation/spam_data/labels.jsonl`, keyed by source and record (URL or file), with a
   digest of the extracted text: `spam` + category, `clean`, or `ambiguous` (left out of the figures).
 * Clean reference text (FPR): CMRC2018 Wikipedia paragraphs, the happy-llm textbook (one document per file),
-  LLMBox's Chinese prose lines, ChnSentiCorp hotel and waimai reviews: clean by source.
+  LLMBox's Chinese prose lines, ChnSentiCorp hotel and waimai reviews, lingua's Chinese test sentences (news
+  and web sentences) and the Alpaca-zh instructions with their answers: clean by source.
 
 Split (`bench/splits.py`): web documents by site (`site_key` of the URL, or the HTML set's site folder), corpus
 documents by `doc_key(file, index)`; thresholds are tuned on `dev` only, `test` is frozen.
@@ -51,7 +52,8 @@ CWT = "quality/chinesewebtext_fasttext_quality"
 # colloquial text is where a lexicon of 色/赌 words would misfire, so they are measured too.
 CLEAN = [("text/zh/cmrc2018_wikipedia_contexts.jsonl", "jsonl"), ("text/zh/happy-llm", "md"),
          ("text/zh/llmbox_chinese.txt", "lines"), ("text/zh/sophonplus_ChnSentiCorp_htl_all.csv", "csv"),
-         ("text/zh/sophonplus_waimai_10k.csv", "csv")]
+         ("text/zh/sophonplus_waimai_10k.csv", "csv"), ("lid/lingua_testdata/sentences/zh.txt", "lines"),
+         ("sft/llamafactory_alpaca_zh_demo.json", "alpaca")]
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ def clean_documents(split: str | None = None) -> Iterator[tuple[str, str, str]]:
             texts = [p.read_text(encoding="utf-8") for p in sorted(path.glob("*.md"))]
         elif kind == "lines":
             texts = path.read_text(encoding="utf-8").splitlines()
+        elif kind == "alpaca":  # instruction, input and answer as one document
+            texts = ["\n".join(filter(None, (r["instruction"], r["input"], r["output"])))
+                     for r in json.loads(path.read_text(encoding="utf-8"))]
         else:
             with path.open(encoding="utf-8", newline="") as fh:
                 texts = [row["review"] for row in csv.DictReader(fh)]
@@ -240,6 +245,14 @@ def quality_tables(cfg: FilterConfig, show_errors: bool = False) -> list[str]:
             mark = " *" if (min_score, min_density) == (cfg.spam_min_score, cfg.spam_min_density) else ""
             swept, _ = evaluate(docs, ref, min_score, min_density)
             out.append(swept["dev"].row(f"dev {min_score:g} x {min_density:g}{mark}"))
+    out += ["", "Margin on dev: the highest-scoring clean documents and the lowest-scoring spam documents "
+            "(score, density; thresholds " f"{cfg.spam_min_score:g}, {cfg.spam_min_density:g}):", ""]
+    clean_scores = sorted(((spam.score(text), name) for name, split, text in ref if split == "dev"),
+                          key=lambda sn: -sn[0].score)[:5]
+    out += [f"* clean {r.category} {r.score:g}, {r.density:g} ({name})" for r, name in clean_scores]
+    spam_scores = sorted(((spam.score(d.text, d.title or None), d.key) for d, r in docs
+                          if r["label"] == "spam" and d.split == "dev"), key=lambda sk: sk[0].score)[:3]
+    out += [f"* spam {r.category} {r.score:g}, {r.density:g} ({key})" for r, key in spam_scores]
     ambiguous = [(d, r) for d, r in docs if r["label"] == "ambiguous"]
     out += ["", f"labelled web docs: {len(docs)} ({len(ambiguous)} ambiguous, left out: "
             + ", ".join(f"{d.key} -> {_predict(d.title, d.text, cfg.spam_min_score, cfg.spam_min_density)}"
