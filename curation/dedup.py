@@ -37,6 +37,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import unicodedata
 from collections import deque
@@ -57,7 +58,9 @@ _BATCH = 4096  # documents per vectorised signature batch
 # ... or fewer: a batch's shingling temporaries take ~60 bytes per character (code points, owners, positions,
 # word hashes as int64), so 4096 web pages of 3,400 characters peaked at ~900 MB; 2M characters stay ~130 MB.
 _BATCH_CHARS = 1 << 21
-_CHUNK = 8192  # shingles per (shingles x permutations) block: 8192 x 128 x 4 bytes = 4 MiB scratch
+# Shingles per (shingles x permutations) block: 512 x 128 x 4 bytes = 256 KiB stays in a core's L2 cache;
+# 8192 (4 MiB) made signatures 1.7x slower on 3,400-character web pages (2,048: 1.3x).
+_CHUNK = 512
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}\s]+")  # punctuation, symbols, controls
 _EMPTY = np.zeros(0, dtype=np.uint32)
 # Odd 64-bit constants for combining n units into one n-gram hash (xor then multiply, wrapping mod 2^64).
@@ -69,11 +72,31 @@ _M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
 _S33, _S32 = np.uint64(33), np.uint64(32)
 
 
+@functools.cache
+def _dropped() -> np.ndarray:
+    """One bool per code point: True where `_NON_WORD` matches. Built by running the regex itself over every
+    code point once (~30 ms), so the table and the regex cannot disagree."""
+    every = np.arange(sys.maxunicode + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.zeros(sys.maxunicode + 1, dtype=bool)
+    for m in _NON_WORD.finditer(every):
+        table[m.start() : m.end()] = True
+    return table
+
+
+# ASCII text needs no NFKC, and one str.translate deletes its punctuation and lowercases it (CPython's
+# ASCII fast path): 8x faster than the regex. Same table as `_dropped`, plus str.lower on letters.
+_ASCII = {c: None if _NON_WORD.match(chr(c)) else ord(chr(c).lower()) for c in range(128)}
+
+
 def normalize(text: str) -> str:
     """NFKC, lowercase, drop punctuation/symbols/controls ("don't" -> "dont"), collapse whitespace."""
+    if text.isascii():
+        return " ".join(text.translate(_ASCII).split())
     # Punctuation is dropped first: most CJK text is then already NFKC (fullwidth ，。 were the
     # exceptions), and the quick check is ~100x cheaper than normalising (40 us per 500-char document).
-    text = _NON_WORD.sub("", text)
+    # Dropping by table lookup over the code points is 2x faster than `_NON_WORD.sub` on web pages.
+    units = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    text = units[~_dropped()[units]].tobytes().decode("utf-32-le", "surrogatepass")
     if not unicodedata.is_normalized("NFKC", text):
         text = _NON_WORD.sub("", unicodedata.normalize("NFKC", text))
     return " ".join(text.lower().split())
@@ -152,6 +175,30 @@ def _add_short(units: np.ndarray, owner: np.ndarray, short: np.ndarray, hashes: 
         owners.append(np.array([d]))
 
 
+def _cjk_documents(units: np.ndarray, owner: np.ndarray, n_chars: np.ndarray) -> np.ndarray:
+    """Per document: CJK share of its `n_chars` non-space characters >= CJK_SHINGLE_FRACTION.
+    Only code points >= U+2E80 can be CJK: testing those alone is 5x faster on Latin text."""
+    high = np.flatnonzero(units >= 0x2E80)
+    n_cjk = np.bincount(owner[high[_cjk_mask(units[high])]], minlength=len(n_chars))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (n_chars > 0) & (n_cjk / n_chars >= CJK_SHINGLE_FRACTION)
+
+
+def _word_hashes(units: np.ndarray, chars: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """64-bit hash of each word: `chars` are the positions of its characters in `units`, words begin at
+    `starts`; sum((code point + 1) * P^position) mod 2^64, the position capped at 255, then avalanched."""
+    # Position within the word as a cumulative sum of steps (+1, and back to 0 at each word's start):
+    # 7x faster than arange - repeat(starts).
+    step = np.ones(len(chars), dtype=np.int32)
+    step[0] = 0
+    step[starts[1:]] = 1 - np.diff(starts)
+    position = np.minimum(np.cumsum(step, dtype=np.int32), len(_POW) - 1)
+    values = units[chars].astype(np.uint64)
+    values += np.uint64(1)
+    values *= _POW[position]
+    return _fmix(np.add.reduceat(values, starts))
+
+
 def batch_shingle_hashes(texts: list[str], word_ngram: int = 5, char_ngram: int = 5) -> list[np.ndarray]:
     """For each already normalised text, the sorted unique uint32 hashes of its shingles (empty for "").
 
@@ -160,33 +207,29 @@ def batch_shingle_hashes(texts: list[str], word_ngram: int = 5, char_ngram: int 
     its n units with xor-multiply; one np.unique over (document << 32 | hash) dedups every document.
     """
     out = [_EMPTY] * len(texts)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    if lengths.sum() == 0:
+    if not any(texts):
         return out
-    units = _codepoints("".join(texts))
-    owner = np.repeat(np.arange(len(texts)), lengths)
+    # Each text is followed by a space, so that no word runs from one document into the next.
+    lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
+    units = _codepoints(" ".join(texts) + " ")
+    owner = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
     nonspace = units != 32
-    n_chars = np.bincount(owner, weights=nonspace, minlength=len(texts))
-    n_cjk = np.bincount(owner, weights=nonspace & _cjk_mask(units), minlength=len(texts))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cjk_doc = (n_chars > 0) & (n_cjk / n_chars >= CJK_SHINGLE_FRACTION)
+    cjk_doc = _cjk_documents(units, owner, lengths - np.bincount(owner[~nonspace], minlength=len(texts)))
     hashes, owners = [], []
     # CJK documents: character n-grams over the non-space characters.
-    sel = nonspace & cjk_doc[owner]
-    if sel.any():
+    if cjk_doc.any():
+        cjk_char = np.repeat(cjk_doc, lengths)
+        sel = nonspace & cjk_char
         cu, co = units[sel].astype(np.uint64), owner[sel]
         h, o, short = _windows(cu, co, char_ngram)
         hashes.append(h), owners.append(o)
         _add_short(cu, co, short, hashes, owners)
+        nonspace &= ~cjk_char
     # Other documents: word n-grams.
-    chars = np.flatnonzero(nonspace & ~cjk_doc[owner])
+    chars = np.flatnonzero(nonspace)
     if len(chars):
-        first = np.ones(len(chars), dtype=bool)
-        first[1:] = (chars[1:] != chars[:-1] + 1) | (owner[chars[1:]] != owner[chars[:-1]])
-        starts = np.flatnonzero(first)
-        position = np.arange(len(chars)) - np.repeat(starts, np.diff(np.append(starts, len(chars))))
-        values = (units[chars].astype(np.uint64) + np.uint64(1)) * _POW[np.minimum(position, len(_POW) - 1)]
-        words, wo = _fmix(np.add.reduceat(values, starts)), owner[chars[starts]]
+        starts = np.flatnonzero(np.concatenate(([True], chars[1:] != chars[:-1] + 1)))
+        words, wo = _word_hashes(units, chars, starts), owner[chars[starts]]
         h, o, short = _windows(words, wo, word_ngram)
         hashes.append(h), owners.append(o)
         _add_short(words, wo, short, hashes, owners)

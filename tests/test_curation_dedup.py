@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +16,10 @@ import pytest
 
 from curation.config import DedupConfig
 from curation.dedup import (
+    _NON_WORD,
     MinHasher,
+    band_keys,
+    batch_shingle_hashes,
     bands_rows_for_recall,
     jaccard,
     lsh_probability,
@@ -47,6 +52,33 @@ def test_normalize_and_shingles() -> None:
     assert h.dtype == np.uint32 and len(h) == len(shingles(normalize(EN), word_ngram=5)) and (np.diff(h) > 0).all()
     assert (h == shingle_hashes(normalize("  " + EN.replace(" ", "   ")), word_ngram=5)).all()
     assert len(shingle_hashes(normalize(POEM), char_ngram=3)) == len(shingles(normalize(POEM), char_ngram=3))
+
+
+def _normalize_by_regex(text: str) -> str:
+    """The definition `normalize` implements with a code point table and str.translate."""
+    text = _NON_WORD.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _NON_WORD.sub("", unicodedata.normalize("NFKC", text))
+    return " ".join(text.lower().split())
+
+
+def test_normalize_equals_its_regex_definition() -> None:
+    rng = random.Random(0)
+    planes = [range(0x110000), range(0x3000), range(128), [32, 9, 10, 0x85, 0xA0, 0x1C, 0x2028, 0x3000, 0x130]]
+    texts = ["İSTANBUL ΟΔΟΣ ΑΣ", "ﬁ ㍿ ½ Ⅻ ＂，。", "a\u0301 e\u0308", "\x1c\x1fa b", "x\ud800y", "Tab\tand\nnew-line!", ""]
+    texts += ["".join(chr(rng.choice(plane)) for _ in range(rng.choice([1, 3, 40])))
+              for plane in planes for _ in range(300)]
+    assert [normalize(t) for t in texts] == [_normalize_by_regex(t) for t in texts]
+
+
+def test_shingle_hashes_and_band_keys_are_stable() -> None:
+    """Persistent indexes hold these values: a faster implementation must give the same numbers."""
+    long_word = "Ünïcödé wörds — and " + "x" * 300 + " then, five more words here"
+    batch = batch_shingle_hashes([normalize(t) for t in (EN, POEM, "Tiny!", long_word)])
+    assert [len(h) for h in batch] == [35, 16, 1, 5]
+    assert [int(h.astype(np.uint64).sum()) for h in batch] == [74060596892, 35991676633, 612747103, 9575249703]
+    keys = band_keys(MinHasher(128, 1).signatures(batch), 21, 6)
+    assert keys[:, 0].tolist() == [1681660896, 110194592, 1753707362, 3319439519]
 
 
 def test_bands_rows_s_curve() -> None:
