@@ -65,7 +65,8 @@ def _normalize_by_regex(text: str) -> str:
 def test_normalize_equals_its_regex_definition() -> None:
     rng = random.Random(0)
     planes = [range(0x110000), range(0x3000), range(128), [32, 9, 10, 0x85, 0xA0, 0x1C, 0x2028, 0x3000, 0x130]]
-    texts = ["İSTANBUL ΟΔΟΣ ΑΣ", "ﬁ ㍿ ½ Ⅻ ＂，。", "a\u0301 e\u0308", "\x1c\x1fa b", "x\ud800y", "Tab\tand\nnew-line!", ""]
+    texts = ["İSTANBUL ΟΔΟΣ ΑΣ", "ﬁ ㍿ ½ Ⅻ ＂，。", "a\u0301 e\u0308", "\x1c\x1fa b", "x\ud800y",
+             "Tab\tand\nnew-line!", ""]
     texts += ["".join(chr(rng.choice(plane)) for _ in range(rng.choice([1, 3, 40])))
               for plane in planes for _ in range(300)]
     assert [normalize(t) for t in texts] == [_normalize_by_regex(t) for t in texts]
