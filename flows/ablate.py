@@ -405,15 +405,20 @@ def plot(record: dict[str, Any], path: Path) -> None:
               ("accuracy per task", [k for k in record["metrics"] if k.endswith(".acc")])]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), gridspec_kw={"width_ratios": [1, 2, 4]})
     width = 0.8 / len(names)
-    for ax, (title, keys) in zip(axes, groups):
+    for panel, (ax, (title, keys)) in enumerate(zip(axes, groups)):
         for i, n in enumerate(names):
             stats = [record["table"][n][k] for k in keys]
-            ax.bar([x + i * width for x in range(len(keys))], [s["mean"] for s in stats], width,
-                   yerr=[s["std"] or 0 for s in stats], capsize=2, label=n)
+            xs = [x + i * width for x in range(len(keys))]
+            means, errs = [s["mean"] for s in stats], [s["std"] or 0 for s in stats]
+            if panel == 0:  # bits per byte differ in the second decimal: points on a free axis, not bars from 0
+                ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=n)
+            else:
+                ax.bar(xs, means, width, yerr=errs, capsize=2, label=n)
         ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(keys))],
                       [k.removesuffix(".acc").removeprefix("bpb_") for k in keys], rotation=45, ha="right")
         ax.set_title(title, fontsize=9)
-        ax.axhline(0, color="black", linewidth=0.6)
+        if panel:
+            ax.axhline(0, color="black", linewidth=0.6)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"ablation: mean ± std over seeds {record['seeds']}", fontsize=10)
     fig.tight_layout()
