@@ -452,6 +452,101 @@ def fit_short() -> None:
     print("\nSHORT_EN_WEIGHTS = (" + ", ".join(f"{v:.4f}" for v in w) + ")")
 
 
+KANJI_TABLE = REPO / "curation" / "langid_data" / "kanji_ja_zh.json"
+# Smoothing of the ja:zh character model. Chinese counts: add-ALPHA over the union alphabet (the Chinese side
+# has ~20M characters, so its estimates are sound). Japanese counts (~60k characters) are backed off towards the
+# Chinese distribution with weight KANJI_BETA after subtracting KANJI_DISCOUNT from each count: a character seen
+# once or twice in Japanese is no evidence (rare Classical characters that happen to occur once in a Japanese
+# name scored up to 7.4 without the discount).
+KANJI_ALPHA, KANJI_BETA, KANJI_DISCOUNT = 0.5, 200.0, 2
+
+
+def _han_only(text: str) -> str:
+    from curation.langid import _HAN  # noqa: PLC0415 -- bench code
+
+    return "".join(_HAN.findall(text))
+
+
+def kanji_training_set(split: str) -> tuple[list[str], list[str], list[str]]:
+    """(Japanese lines, Chinese lines, other Chinese text) of one part of the frozen split. Lines: UD train/dev
+    sentences (ja; zh and lzh) and lingua's sentences, single words and word pairs (ja, zh). Other Chinese text
+    (always in the fit, never scored): the CMRC 2018 contexts and the llmbox Chinese set, as written (Simplified)
+    and converted to Traditional by OpenCC (s2t, s2tw, s2hk: the Traditional lines are otherwise only UD GSD and
+    Classical, too few to know which characters Traditional Chinese writes), and the `split` part of
+    chinese-poetry (Classical Chinese)."""
+    import opencc  # noqa: PLC0415 -- only the fit needs it (bench extra)
+    from bench.splits import sentence_key, split_of  # noqa: PLC0415 -- bench code
+
+    ud = [s for s in ud_sentences() if s.split == split]
+    lines = {lang: [s.text for s in ud if s.lang == lang] for lang in ("ja", "zh")}
+    for lang in lines:
+        for folder in ("sentences", *LINGUA_SHORT):
+            lines[lang] += [line for line in file_lines(LID.parent / folder / f"{lang}.txt")
+                            if line.strip() and split_of(sentence_key(lang, folder, line)) == split]
+    zh_dir = DATA / "text" / "zh"
+    simplified = [json.loads(line)["text"] for line in (zh_dir / "cmrc2018_wikipedia_contexts.jsonl").open()
+                  if line.strip()] + (zh_dir / "llmbox_chinese.txt").read_text(encoding="utf-8").split("\n")
+    converters = [opencc.OpenCC(config) for config in ("s2t", "s2tw", "s2hk")]
+    other = simplified + [convert.convert(t) for convert in converters for t in simplified]
+    other += [t for t in classical_lines() if split_of(sentence_key("lzh", "chinese-poetry", t)) == split]
+    return lines["ja"], lines["zh"], other
+
+
+def fit_kanji_table(japanese: list[str], chinese: list[str]) -> tuple[dict[str, float], float]:
+    """Log-odds ja:zh of each Han character seen in `japanese` (smoothing: KANJI_* above), and of any other."""
+    from collections import Counter  # noqa: PLC0415
+
+    ja = Counter(char for text in japanese for char in _han_only(text))
+    zh = Counter(char for text in chinese for char in _han_only(text))
+    n_ja, n_zh, vocab = sum(ja.values()), sum(zh.values()), len(ja.keys() | zh.keys()) + 1
+    p_zh = {c: (zh[c] + KANJI_ALPHA) / (n_zh + KANJI_ALPHA * vocab) for c in ja}
+    table = {c: float(np.log((max(ja[c] - KANJI_DISCOUNT, 0) + KANJI_BETA * p_zh[c]) / (n_ja + KANJI_BETA)
+                             / p_zh[c])) for c in ja}
+    return table, float(np.log(KANJI_BETA / (n_ja + KANJI_BETA)))
+
+
+def fit_kanji() -> None:
+    """Fit the ja:zh character model on the dev part, print its 5-fold cross-validation (per held-out line: the
+    highest character log-odds and the decision at the shipped thresholds) and write `KANJI_TABLE`."""
+    from curation import langid  # noqa: PLC0415
+
+    japanese, chinese, other = kanji_training_set("dev")
+    japanese = [t for t in japanese if _han_only(t)]
+    chinese = [t for t in chinese if _han_only(t)]
+    def han_rule(text: str) -> bool:  # the lines the Han rule calls Chinese, before the character model
+        kana_hangul = langid._count(langid._KANA, text) + langid._count(langid._HANGUL, text)
+        return kana_hangul <= langid.KANA_HANGUL_MAX_RATIO * langid._count(langid._HAN, text)
+
+    rows = {"ja": [], "zh": []}  # (text, sum, max, Han rule says zh)
+    for k in range(5):
+        table, unseen = fit_kanji_table([t for i, t in enumerate(japanese) if i % 5 != k],
+                                        [t for i, t in enumerate(chinese) if i % 5 != k] + other)
+        for lang, texts in (("ja", japanese), ("zh", chinese)):
+            for text in texts[k::5]:
+                values = [table.get(c, unseen) for c in _han_only(text)]
+                rows[lang].append((text, sum(values), max(values), han_rule(text)))
+    decide = lambda r: r[2] >= langid.KANJI_JA_MIN_CHAR and r[1] >= langid.KANJI_JA_MIN_SUM  # noqa: E731
+    print(f"| 5-fold CV on dev | lines | highest char log-odds | ja at the shipped thresholds "
+          f"(char >= {langid.KANJI_JA_MIN_CHAR}, sum >= {langid.KANJI_JA_MIN_SUM}) |")
+    print("|---|---:|---:|---:|")
+    for name, part in (("Chinese (UD zh/lzh, lingua zh)", rows["zh"]), ("Japanese with Han", rows["ja"]),
+                       ("Japanese the Han rule calls zh", [r for r in rows["ja"] if r[3]])):
+        print(f"| {name} | {len(part)} | {max(r[2] for r in part):.2f} | {sum(map(decide, part))} |")
+    for text, total, top, _ in rows["ja"]:
+        if han_rule(text):
+            print(f"* {text}: sum {total:.2f}, highest {top:.2f} -> {'ja' if decide((text, total, top)) else 'zh'}")
+    table, unseen = fit_kanji_table(japanese, chinese + other)
+    KANJI_TABLE.write_text(json.dumps({
+        "about": "Log-odds Japanese vs Chinese of each Han character seen in Japanese, for curation.langid; fitted "
+                 "by bench/langid.py --fit-kanji on the dev part of the frozen split of UD train/dev sentences, "
+                 "lingua's ja/zh test data, CMRC 2018 contexts and llmbox Chinese (with OpenCC Traditional "
+                 "conversions) and chinese-poetry; only the numbers are kept, none of the text",
+        "unseen": round(unseen, 4),
+        "log_odds": {c: round(v, 3) for c, v in sorted(table.items(), key=lambda kv: -kv[1])},
+    }, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    print(f"\nwrote {KANJI_TABLE.relative_to(REPO)}: {len(table)} characters, unseen {unseen:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds (best of); default 5")
@@ -460,6 +555,9 @@ def main() -> None:
     parser.add_argument("--ud", action="store_true", help="only the UD sentences by length bucket, dev split (~5 s)")
     parser.add_argument("--fit-short", action="store_true", help="fit the short-text English model on the dev "
                         "split and print its weights (~30 s)")
+    parser.add_argument("--fit-kanji", action="store_true", help="fit the Japanese/Chinese character model on "
+                        "the dev split, print its cross-validation and write curation/langid_data/kanji_ja_zh.json "
+                        "(~1 min; needs opencc)")
     parser.add_argument("--test", action="store_true", help="with --ud: also the frozen test split (only to report "
                         "a finished change, never while tuning)")
     args = parser.parse_args()
@@ -467,6 +565,9 @@ def main() -> None:
         sys.exit(f"{LID} is absent: this bench needs the shared data")
     if args.fit_short:
         fit_short()
+        return
+    if args.fit_kanji:
+        fit_kanji()
         return
     if args.ud:
         ud_report({"lmpipe": identify, "lid.176": peer}, ("dev", "test") if args.test else ("dev",))

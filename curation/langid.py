@@ -10,6 +10,10 @@ How it decides, cheapest first:
    `('zh', han share)` without calling fastText. Han share = Han characters / (Han characters + kana + hangul
    + words in other scripts); a pure Chinese text scores 1.0. Japanese always carries kana and Korean hangul,
    so neither passes as Chinese; a Chinese page with a few Latin words (brand names, code) still does.
+   Short Japanese lines without kana ("元広島県議会議員。", "静岡県出身。") are the exception: a text of at most
+   `SHORT_MAX_CHARS` characters is Japanese when a character model (log-odds ja:zh per Han character,
+   `langid_data/kanji_ja_zh.json`, fitted by `bench/langid.py --fit-kanji`) finds a character Chinese does not
+   write (県, 広, 団) and no overall lean to Chinese; Classical and Traditional Chinese stay zh.
 3. **Single-language scripts.** When at least half of the letters are kana (with kanji), hangul (with hanja),
    or a script that only one lid.176 language writes (Greek, Thai, Armenian, Georgian, Tamil, ...), that
    language is the answer, scored by the script's share of letters, again without fastText. lid.176 is right
@@ -71,6 +75,14 @@ ZH_VARIANTS = frozenset({"zh", "yue", "wuu", "gan", "hak", "nan", "cdo", "lzh"})
 # Han rule: minimum Han share of letters, and the most kana or hangul tolerated per Han character.
 HAN_MIN_SHARE = 0.5
 KANA_HANGUL_MAX_RATIO = 0.05
+
+# Short Han-only lines that are Japanese (元広島県議会議員。, 静岡県出身。): a character model (module docstring, step
+# 2) fitted by `bench/langid.py --fit-kanji` on the dev part of the frozen split. Japanese when the text holds a
+# character with log-odds ja:zh >= KANJI_JA_MIN_CHAR and the sum over its Han characters is >= KANJI_JA_MIN_SUM.
+# In 5-fold cross-validation on dev the highest single-character log-odds of a Chinese line (UD zh/lzh, lingua
+# zh) was 3.5: 5.0 leaves a margin of 1.5 nats (a factor 4.5).
+KANJI_JA_MIN_CHAR = 5.0
+KANJI_JA_MIN_SUM = 0.0
 
 # Single-language script rule: the script's minimum share of the letters.
 SCRIPT_MIN_SHARE = 0.5
@@ -315,6 +327,30 @@ def _script_of(char: str) -> str:
     return "cjk"
 
 
+@functools.cache
+def _kanji_table() -> tuple[dict[str, float], float]:
+    """(log-odds Japanese vs Chinese of each Han character seen in Japanese, log-odds of any other character)
+    from `langid_data/kanji_ja_zh.json`."""
+    doc = json.loads((resources.files("curation.langid_data") / "kanji_ja_zh.json").read_text(encoding="utf-8"))
+    return doc["log_odds"], doc["unseen"]
+
+
+def kanji_evidence(text: str) -> tuple[float, float]:
+    """(sum, max) over the Han characters of `text` of their log-odds Japanese vs Chinese (`_kanji_table`);
+    (0.0, -inf) without Han characters."""
+    table, unseen = _kanji_table()
+    values = [table.get(char, unseen) for run in _HAN.findall(text) for char in run]
+    return sum(values), max(values, default=-math.inf)
+
+
+def kanji_says_japanese(text: str) -> bool:
+    """Whether a short Han-only text (no kana) is Japanese by its characters (module docstring, step 2): one
+    character Chinese does not write (県, 広, 団, 駅: max log-odds >= `KANJI_JA_MIN_CHAR`) and, over all of them,
+    no lean to Chinese (sum >= `KANJI_JA_MIN_SUM`)."""
+    total, strongest = kanji_evidence(text)
+    return strongest >= KANJI_JA_MIN_CHAR and total >= KANJI_JA_MIN_SUM
+
+
 def _script_rules(head: str) -> tuple[str, float, str]:
     """Steps 2-3 for text holding a rule script: (lang, score, '') when decided, else ('', 0.0, not_chinese),
     with not_chinese 'ja'/'ko' when kana/hangul rule Chinese out of fastText's answer."""
@@ -332,7 +368,11 @@ def _script_rules(head: str) -> tuple[str, float, str]:
     han, kana, hangul = _count(_HAN, head), _count(_KANA, head), _count(_HANGUL, head)
     if kana + hangul <= KANA_HANGUL_MAX_RATIO * han:
         share = han / (han + kana + hangul + len(_OTHER_WORD.findall(head)))
-        return ("zh", share, "") if share >= HAN_MIN_SHARE else ("", 0.0, "")
+        if share < HAN_MIN_SHARE:
+            return "", 0.0, ""
+        if len(head) <= SHORT_MAX_CHARS and hangul == 0 and kanji_says_japanese(head):
+            return "ja", share, ""
+        return "zh", share, ""
     lang = "ja" if kana >= hangul else "ko"
     share = min(1.0, (han + kana + hangul) / letters)
     return (lang, share, "") if share >= SCRIPT_MIN_SHARE else ("", 0.0, lang)
