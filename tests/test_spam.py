@@ -24,12 +24,11 @@ PORN = (
     "亚洲色图 欧美色图 自拍偷拍 制服丝袜 强奸乱伦 激情小说 成人视频在线观看 无码专区 人妻熟女 巨乳美女 "
     "国产精品一区二区在线观看，每日更新最新番号，免费观看高清成人电影，请记住本站最新地址。约炮交友，同城一夜情。"
 )
-LINK_FARM = "".join(f"【{ch}】" for ch in "随着经济社会的发展以及女性收入和教育程度的提高不少人的婚姻观念也发生了变化") + "。"
-PINYIN_SEO = "".join(f"{ch}({py})" for ch, py in zip("莱州一中再创辉煌包揽了机器人挑战赛的前四名比赛吸引了来自十四个县市区",
-                                                       ["lai", "zhou", "yi", "zhong", "zai", "chuang", "hui", "huang",
-                                                        "bao", "lan", "le", "ji", "qi", "ren", "tiao", "zhan", "sai",
-                                                        "de", "qian", "si", "ming", "bi", "sai", "xi", "yin", "le",
-                                                        "lai", "zi", "shi", "si", "ge", "xian", "shi", "qu"])) + "。"
+LINK_FARM = "".join(f"【{ch}】" for ch in "随着经济社会的发展以及女性收入和教育程度的提高不少人的婚姻观念也发生了变化")
+PINYIN = ("lai zhou yi zhong zai chuang hui huang bao lan le ji qi ren tiao zhan sai de qian si ming bi sai xi yin "
+          "le lai zi shi si ge xian shi qu").split()
+HANZI = "莱州一中再创辉煌包揽了机器人挑战赛的前四名比赛吸引了来自十四个县市区"
+PINYIN_SEO = "".join(f"{ch}({py})" for ch, py in zip(HANZI, PINYIN))
 GAME_CHEAT = (
     "新开传奇私服发布网，今日新开1.76复古公益服，变态版一刀999，无限元宝满v送到底。免费外挂下载，透视自瞄内挂，"
     "卡盟自动发货，刷钻刷Q币永久有效，加QQ群领取礼包，每天新开服务器，欢迎各位兄弟进区体验！"
@@ -97,7 +96,8 @@ def test_latin_terms_do_not_match_inside_longer_words() -> None:
 
 
 def test_one_mention_in_a_long_article_is_not_enough() -> None:
-    article = "".join(f"第{i}段：这座城市位于河流的入海口，气候温和，物产丰富，居民以渔业和手工业为生。" for i in range(200))
+    line = "这座城市位于河流的入海口，气候温和，物产丰富，居民以渔业和手工业为生。"
+    article = "".join(f"第{i}段：{line}" for i in range(200))
     mention = "当地人也玩一种叫做百家乐的纸牌游戏，还有人迷上了六合彩和老虎机。"
     assert spam.classify(mention + "街上很热闹。" * 20, min_density=0.0) == "spam:gambling"
     assert spam.classify(article + mention) is None  # the same words in 8,000 characters: density too low
