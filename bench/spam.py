@@ -9,7 +9,8 @@ Data (rebuilt from ../shared on every run; nothing of it is stored in the repo):
   digest of the extracted text: `spam` + category, `clean`, or `ambiguous` (left out of the figures).
 * Clean reference text (FPR): CMRC2018 Wikipedia paragraphs, the happy-llm textbook (one document per file),
   LLMBox's Chinese prose lines, ChnSentiCorp hotel and waimai reviews, lingua's Chinese test sentences (news
-  and web sentences) and the Alpaca-zh instructions with their answers: clean by source.
+  and web sentences), the Alpaca-zh instructions with their answers, and in Traditional script the train/dev
+  sentences of UD Chinese-GSD (zh-Hant) and Classical Chinese-Kyoto, and the 300 Tang poems: clean by source.
 
 Split (`bench/splits.py`): web documents by site (`site_key` of the URL, or the HTML set's site folder), corpus
 documents by `doc_key(file, index)`; thresholds are tuned on `dev` only, `test` is frozen.
@@ -53,7 +54,8 @@ CWT = "quality/chinesewebtext_fasttext_quality"
 CLEAN = [("text/zh/cmrc2018_wikipedia_contexts.jsonl", "jsonl"), ("text/zh/happy-llm", "md"),
          ("text/zh/llmbox_chinese.txt", "lines"), ("text/zh/sophonplus_ChnSentiCorp_htl_all.csv", "csv"),
          ("text/zh/sophonplus_waimai_10k.csv", "csv"), ("lid/lingua_testdata/sentences/zh.txt", "lines"),
-         ("sft/llamafactory_alpaca_zh_demo.json", "alpaca")]
+         ("sft/llamafactory_alpaca_zh_demo.json", "alpaca"), ("lid/ud_dev/ud_train_dev_sentences.tsv", "ud"),
+         ("text/zh/chinese-poetry/全唐诗/唐诗三百首.json", "poems")]
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def clean_documents(split: str | None = None) -> Iterator[tuple[str, str, str]]:
             texts = [p.read_text(encoding="utf-8") for p in sorted(path.glob("*.md"))]
         elif kind == "lines":
             texts = path.read_text(encoding="utf-8").splitlines()
+        elif kind == "ud":  # the Traditional-script treebanks: zh-Hant (modern) and lzh (Classical)
+            with path.open(encoding="utf-8", newline="") as fh:
+                texts = [row["text"] for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                         if "Hant" in row["treebank"]]
+        elif kind == "poems":
+            texts = ["".join(poem["paragraphs"]) for poem in json.loads(path.read_text(encoding="utf-8"))]
         elif kind == "alpaca":  # instruction, input and answer as one document
             texts = ["\n".join(filter(None, (r["instruction"], r["input"], r["output"])))
                      for r in json.loads(path.read_text(encoding="utf-8"))]
@@ -239,6 +247,11 @@ def quality_tables(cfg: FilterConfig, show_errors: bool = False) -> list[str]:
             n = per_category[split, category, True] + per_category[split, category, False]
             if n:
                 out.append(f"| {split} | {category} | {n} | {per_category[split, category, True]} |")
+    out += ["", "| clean reference file | docs (dev + test) | flagged |", "|---|---:|---:|"]
+    per_file: Counter[tuple[str, bool]] = Counter(
+        (name, bool(_predict("", text, cfg.spam_min_score, cfg.spam_min_density))) for name, _split, text in ref)
+    for name in dict.fromkeys(name for name, _split, _text in ref):
+        out.append(f"| {name} | {per_file[name, False] + per_file[name, True]} | {per_file[name, True]} |")
     out += ["", "Dev sweep (min_score x min_density; the default is marked):", "", *HEADER]
     for min_score in (3.0, 4.0, 5.0, 6.0, 8.0):
         for min_density in (0.5, 1.0, 2.0):
