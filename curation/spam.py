@@ -27,6 +27,7 @@ not enough.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -137,6 +138,14 @@ def load_lexicon(paths: tuple[Path, ...] = LEXICON_PATHS) -> Lexicon:
                     terms[key] = (category, float(weight))
         context.update(raw["context"])
     return Lexicon(terms, frozenset(context), *_patterns(sorted(terms) + sorted(context)))
+
+
+def fingerprint(paths: tuple[Path, ...] = LEXICON_PATHS) -> str:
+    """A digest of the lexicon files, for the filter stage's cache key: an edited lexicon rebuilds the stage."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _hits(text: str, lexicon: Lexicon) -> Counter[str]:

@@ -117,6 +117,16 @@ def test_one_mention_in_a_long_article_is_not_enough() -> None:
     assert spam.classify(article + mention) is None  # the same words in 8,000 characters: density too low
 
 
+def test_fingerprint_follows_the_lexicon_files(tmp_path: Path) -> None:
+    copies = []
+    for path in spam.LEXICON_PATHS:
+        copies.append(tmp_path / path.name)
+        copies[-1].write_bytes(path.read_bytes())
+    assert spam.fingerprint(tuple(copies)) == spam.fingerprint()
+    copies[0].write_text(copies[0].read_text(encoding="utf-8").replace('"约炮": 3', '"约炮": 2'), encoding="utf-8")
+    assert spam.fingerprint(tuple(copies)) != spam.fingerprint()
+
+
 def test_filter_check_drops_zh_spam_with_a_spam_reason_and_the_switch_turns_it_off() -> None:
     cfg = FilterConfig()
     assert check(GAMBLING, "zh", cfg) == "spam:gambling"
