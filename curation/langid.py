@@ -147,11 +147,11 @@ EN_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("i
 # lid.176 alone is poorly calibrated there (0.12-0.5 on "Ok.", "Sound familiar?", "The Raw Story"), so English is
 # scored by a logistic regression on `short_en_features`, fitted by `bench/langid.py --fit-short` on the dev part
 # of the frozen split (bench/splits.py) of the UD train/dev sentences and lingua's single words and word pairs
-# (all 75 languages); intercept first. The commonness input (last weight) took UD dev English lines of 1-10
-# characters with a listed word kept at p >= 0.5 from 0.649 to 0.720, lingua precision at the stage threshold
-# unchanged (bench/langid.py).
+# (all 75 languages); intercept first. Tried and dropped: the mean frequency rank of the words as a ninth input
+# ("Two.", "Regards,": one very common word that lid.176 calls it or fr) took UD dev English lines of 1-10
+# characters with a listed word from 0.649 to 0.720 kept at p >= 0.5, but the frozen test part from 0.769 to 0.759.
 SHORT_MAX_CHARS = 40
-SHORT_EN_WEIGHTS = (-4.0226, 2.0936, -2.0835, 3.4009, -0.2511, 1.1150, -3.4455, 0.2226, -1.5475, 2.1199)
+SHORT_EN_WEIGHTS = (-4.1645, 2.2648, -2.1063, 3.7798, 0.2717, 1.2134, -3.4598, 0.2330, -1.6488)
 
 _HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _KANA_RANGES = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
@@ -215,16 +215,6 @@ def english_words() -> frozenset[str]:
     return frozenset(words)
 
 
-@functools.cache
-def english_word_commonness() -> dict[str, float]:
-    """How common each word of the shipped wordlist is, from its frequency rank r among the n listed words:
-    1 - log(1 + r) / log(1 + n), 1.0 for 'the', ~0.2 for the rarest (inflected forms added by `english_words`
-    are not ranked)."""
-    doc = json.loads((resources.files("curation.langid_data") / "en_words.json").read_text(encoding="utf-8"))
-    scale = math.log1p(len(doc["words"]))
-    return {word: 1.0 - math.log1p(rank) / scale for rank, word in enumerate(doc["words"])}
-
-
 def fasttext_top(text: str) -> tuple[str, float]:
     """Plain lid.176 through its public `predict`: (label, probability) of the first `MAX_CHARS` characters,
     newlines flattened. This is the peer `bench/langid.py` compares `identify` with."""
@@ -267,10 +257,8 @@ def short_en_features(text: str, top3: list[tuple[float, str]]) -> list[float]:
     """The inputs of the short-text English model (`SHORT_EN_WEIGHTS`), in its order: lid.176's en probability,
     its best other probability, the wordlist share of the words, min(words, 8) / 8, that share when the text has
     >= 2 words (one listed word says little), 1 when a letter is outside ASCII (é, ß, ñ: rare in English), the
-    share of capitalised words (names and headline case, where lid.176 is weakest), the lower-case words
-    missing from the wordlist (up to 3, over 3: names are capitalised, so these are foreign evidence), and the
-    mean commonness of the words (`english_word_commonness`: "Two.", "Regards," are one very common English
-    word, where lid.176 says it or fr)."""
+    share of capitalised words (names and headline case, where lid.176 is weakest), and the lower-case words
+    missing from the wordlist (up to 3, over 3: names are capitalised, so these are foreign evidence)."""
     p_en = sum(prob for prob, label in top3 if label == "en")
     p_other = max((prob for prob, label in top3 if label != "en"), default=0.0)
     words = WORD.findall(text)  # one pass for every word feature (a short text: at most ~20 words)
@@ -282,10 +270,8 @@ def short_en_features(text: str, top3: list[tuple[float, str]]) -> list[float]:
     non_ascii = 0.0 if text.isascii() else float(any(not w.isascii() for w in words))
     capitals = sum(w[0].isupper() for w in words) / len(words) if words else 0.0
     unlisted = sum(1 for w in head if w.islower() and w not in listed)
-    common = english_word_commonness()
-    commonness = sum(common.get(w.lower(), 0.0) for w in head) / total if total else 0.0
     return [p_en, p_other, share, min(total, 8) / 8, share if total >= 2 else 0.0, non_ascii, capitals,
-            min(unlisted, 3) / 3, commonness]
+            min(unlisted, 3) / 3]
 
 
 def short_en_probability(features: list[float]) -> float:
