@@ -230,7 +230,7 @@ def run_filter(inputs: Sequence[str | Path], out_dir: Path, cfg: FilterConfig, s
             if cfg.pii.enabled:
                 text, found = pii.scrub(text, cfg.pii.kinds)
             sets = contamination.overlaps(text) if contamination else []
-            reason = f"decontam:{sets[0]}" if sets else filters.check(text, row.get("lang"), cfg)
+            reason = f"decontam:{sets[0]}" if sets else filters.check(text, row.get("lang"), cfg, row.get("title"))
         except Exception as e:  # noqa: BLE001 -- written with its PII-free text only: drop the raw one
             out.drop({**row, "text": None}, error_reason(e))
             continue

@@ -46,7 +46,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("langid", "6", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
     # 6: mojibake repaired (ftfy's encoding fixes; UTF-8 read as GBK) or dropped before identification, texts of
     # <= 40 characters scored by the short-text model
-    Stage("filter", "4", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing; 4: eval decontamination
+    Stage("filter", "5", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing; 4: eval decontamination;
+    # 5: Chinese web spam (curation.spam)
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     # quality_model: the learned scorer, reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
@@ -219,12 +220,17 @@ def stage_identity(name: str, cfg: PipelineConfig,
         conf["seeds_file"], raw = _file_digests([cfg.crawl.seeds_file])
     elif name == "sft":
         conf["data"], raw = _file_digests(cfg.sft_data)
-    elif name == "filter" and cfg.filter.decontam:  # the eval sets it keeps out count by content
-        from evals.decontam import fingerprint
-        from evals.tasks import extra_files
+    elif name == "filter":  # the spam word lists and the eval sets it keeps out count by content
+        if cfg.filter.spam:
+            from curation import spam
 
-        conf["decontam_index"] = fingerprint()
-        conf["decontam_extra"], raw = _file_digests(extra_files(cfg.filter.decontam_extra))
+            conf["spam_lexicon"] = spam.fingerprint()
+        if cfg.filter.decontam:
+            from evals.decontam import fingerprint
+            from evals.tasks import extra_files
+
+            conf["decontam_index"] = fingerprint()
+            conf["decontam_extra"], raw = _file_digests(extra_files(cfg.filter.decontam_extra))
     elif section == "eval":  # the shipped eval files and the user's extra sets count by content
         from evals.tasks import data_digest, extra_files
 
