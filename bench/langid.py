@@ -18,6 +18,7 @@ same thresholds (its score is the bare fastText probability). Rows:
 * every English false positive left (file:line, score, the rule that let it through, listed as noise or not);
 * English from outside lingua (alpaca/rasbt answers, Shakespeare, C4/Dolma pages): share kept, ours vs peer;
 * `--split-half`: the English rule re-tuned on half the sentences and measured on the other half.
+* `--stage-cpu DIR`: the langid stage's CPU by part on real documents, and a shorter lid.176 input tried.
 * `--ud [--test]`: only the UD train/dev sentences of ../shared by length bucket (1-10, 11-20, 21-40, 41+
   characters): argmax accuracy, en kept at score >= 0.5 and its precision, Japanese taken as zh, zh recall, on
   the dev part of the frozen split of `bench/splits.py` (`--test` adds the frozen test part).
@@ -584,6 +585,62 @@ def fit_kanji() -> None:
     print(f"\nwrote {KANJI_TABLE.relative_to(REPO)}: {len(table)} characters, unseen {unseen:.3f}")
 
 
+def stage_cpu(inputs: Path, rounds: int) -> None:
+    """Where the langid stage's CPU goes on real documents (Parquet written by the ingest stage): ftfy-based
+    repair (`curation.filters.fix_encoding`), `identify` split into lid.176 calls and the rest, and what a
+    shorter lid.176 input (the first 5,000 / 10,000 characters instead of `MAX_CHARS`) would save and change.
+    Each part's best of `rounds` (process CPU seconds, this process)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from curation import filters, langid  # noqa: PLC0415
+    from curation.documents import resolve_inputs  # noqa: PLC0415
+
+    texts = [t or "" for f in resolve_inputs([inputs]) for t in pq.read_table(f, columns=["text"])["text"].to_pylist()]
+    identify("warm up")
+    cfg = LangIdConfig()
+
+    def best(fn: Callable[[], object]) -> tuple[float, object]:
+        times, out = [], None
+        for _ in range(rounds):
+            start = time.process_time()
+            out = fn()
+            times.append(time.process_time() - start)
+        return min(times), out
+
+    repair_s, fixed = best(lambda: [filters.fix_encoding(t)[0] for t in texts])
+    identify_s, base = best(lambda: [identify(t) for t in fixed])
+    real_label, real_top3, spent = langid._fasttext_label, langid._fasttext_top3, [0.0]
+
+    def timed(fn: Callable) -> Callable:
+        def wrapper(text: str):  # noqa: ANN202
+            start = time.process_time()
+            try:
+                return fn(text)
+            finally:
+                spent[0] += time.process_time() - start
+        return wrapper
+
+    langid._fasttext_label, langid._fasttext_top3 = timed(real_label), timed(real_top3)
+    [identify(t) for t in fixed]
+    langid._fasttext_label, langid._fasttext_top3 = real_label, real_top3
+    kept = lambda r: r[0] if r[0] in cfg.languages and r[1] >= cfg.min_score.get(r[0], cfg.default_min_score) else ""  # noqa: E731
+    print(f"| langid stage part, {len(texts)} documents of {inputs} | CPU s (best of {rounds}) |\n|---|---:|")
+    print(f"| fix_encoding (curation.filters) | {repair_s:.2f} |\n| identify | {identify_s:.2f} |")
+    print(f"| of which lid.176 calls (timed once) | {spent[0]:.2f} |")
+    print("\n| lid.176 input | identify CPU s | ratio | documents whose kept language changes | scores that change |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| first {langid.MAX_CHARS:,} characters (shipped) | {identify_s:.2f} | 1.00 | - | - |")
+    for cap in (5_000, 10_000):
+        langid._fasttext_label = lambda text, cap=cap: real_label(text[:cap])
+        try:
+            cap_s, capped = best(lambda: [identify(t) for t in fixed])
+        finally:
+            langid._fasttext_label = real_label
+        flips = sum(kept(a) != kept(b) for a, b in zip(base, capped))
+        print(f"| first {cap:,} characters | {cap_s:.2f} | {cap_s / identify_s:.2f} | {flips} | "
+              f"{sum(a != b for a, b in zip(base, capped))} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds (best of); default 5")
@@ -595,6 +652,8 @@ def main() -> None:
     parser.add_argument("--fit-kanji", action="store_true", help="fit the Japanese/Chinese character model on "
                         "the dev split, print its cross-validation and write curation/langid_data/kanji_ja_zh.json "
                         "(~1 min; needs opencc)")
+    parser.add_argument("--stage-cpu", type=Path, metavar="DIR", help="where the langid stage's CPU goes on the "
+                        "ingest stage's Parquet output in DIR (e.g. of bench/scale.py's 1x inputs), ~1 min")
     parser.add_argument("--test", action="store_true", help="with --ud: also the frozen test split (only to report "
                         "a finished change, never while tuning)")
     args = parser.parse_args()
@@ -605,6 +664,9 @@ def main() -> None:
         return
     if args.fit_kanji:
         fit_kanji()
+        return
+    if args.stage_cpu:
+        stage_cpu(args.stage_cpu, args.rounds)
         return
     if args.ud:
         ud_report({"lmpipe": identify, "lid.176": peer}, ("dev", "test") if args.test else ("dev",))
