@@ -18,6 +18,8 @@ same thresholds (its score is the bare fastText probability). Rows:
 * every English false positive left (file:line, score, the rule that let it through, listed as noise or not);
 * English from outside lingua (alpaca/rasbt answers, Shakespeare, C4/Dolma pages): share kept, ours vs peer;
 * `--split-half`: the English rule re-tuned on half the sentences and measured on the other half.
+* `--fit-short` / `--fit-kanji`: fit the short-text English model (prints its weights) / the Japanese-Chinese
+  character model (writes `curation/langid_data/kanji_ja_zh.json`) on the dev part, with 5-fold cross-validation.
 * `--stage-cpu DIR`: the langid stage's CPU by part on real documents, and a shorter lid.176 input tried.
 * `--ud [--test]`: only the UD train/dev sentences of ../shared by length bucket (1-10, 11-20, 21-40, 41+
   characters): argmax accuracy, en kept at score >= 0.5 and its precision, Japanese taken as zh, zh recall, on
