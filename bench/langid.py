@@ -399,10 +399,11 @@ def ud_report(fns: dict[str, Callable[[str], tuple[str, float]]], splits: tuple[
     short_english_kinds(sentences, preds, splits)
     for name in fns:
         p = preds[name]
-        ja = [i for i, s in enumerate(sentences) if s.lang == "ja" and s.split in splits]
-        zh = [i for i, s in enumerate(sentences) if s.lang == "zh" and s.split in splits]
-        print(f"* {name}: Japanese taken as zh {sum(p[i][0] == 'zh' for i in ja)} of {len(ja)}; "
-              f"zh recall {sum(p[i][0] == 'zh' for i in zh) / len(zh):.4f} ({len(zh)})")
+        for split in splits:
+            ja = [i for i, s in enumerate(sentences) if s.lang == "ja" and s.split == split]
+            zh = [i for i, s in enumerate(sentences) if s.lang == "zh" and s.split == split]
+            print(f"* {name}, {split}: Japanese taken as zh {sum(p[i][0] == 'zh' for i in ja)} of {len(ja)}; "
+                  f"zh recall {sum(p[i][0] == 'zh' for i in zh) / len(zh):.4f} ({len(zh)})")
 
 
 LINGUA_SHORT = ("single-words", "word-pairs")
