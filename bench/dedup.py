@@ -3,6 +3,8 @@
     .venv/bin/python bench/dedup.py                     # quality + throughput (20k docs) + RSS at 1M docs
     .venv/bin/python bench/dedup.py --docs 200000 --throughput-docs 5000    # quicker
     .venv/bin/python bench/dedup.py --scale 100000 1000000      # sharded stage vs datatrove's 4-step MinHash
+    git worktree add /tmp/lmpipe-old <rev> && .venv/bin/python bench/dedup.py --scale 100000 --baseline /tmp/lmpipe-old
+        # ... and an earlier version of our stage on the same documents (the same kept ids are checked)
     .venv/bin/python bench/dedup.py --scale 10000000 --skip-datatrove --refresh-index 0   # the 10M run: ~27 GB
         # temp (2.7 KB a document measured at 400k) beside the input and output Parquet; ~1.5 CPU-hours for ours
 
@@ -33,7 +35,8 @@
    (14 x 8, 5-grams), each step's ranks run in one child process (its word tokenizer replaced by str.split,
    its hash given bytes: its xxhash wrapper fails on str with xxhash 4.1). Reported per tool: docs per CPU
    second (user + system of the child), peak RSS of the child (VmHWM), temp disk at its largest, and recall of
-   the planted pairs with J >= 0.8 (a pair is found when at most one of the two is kept).
+   the planted pairs with J >= 0.8 (a pair is found when at most one of the two is kept). `--baseline DIR` (a
+   checkout of an earlier version) adds that version's stage as a third row and checks it kept the same ids.
 6. Refresh cost (--scale too): 20,000 new web documents deduplicated against an index of 100,000 real ones
    (the stream goes on, so its planted copies hit the index), then against the same index plus a segment of
    stand-in documents up to --refresh-index (random band keys: what lookups cost in an index that size,
@@ -537,38 +540,48 @@ def refresh_cost(n_large: int, n_index: int = 100_000, n_new: int = 20_000) -> l
     return lines
 
 
-def scale(sizes: list[int], skip_datatrove: bool) -> list[str]:
+def scale(sizes: list[int], skip_datatrove: bool, baseline: Path | None = None) -> list[str]:
     import shutil
     import tempfile
 
     lines = ["| docs | mean chars | tool | seconds | docs per CPU s | peak RSS MiB | temp disk MiB "
              "| planted J>=0.8 | recall | vs datatrove (docs/CPU s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    scripts = {"lmpipe": Path(__file__)}  # the bench/dedup.py whose child runs each tool
+    if baseline is not None:
+        scripts["lmpipe (baseline)"] = baseline / "bench" / "dedup.py"
+    if not skip_datatrove:
+        scripts["datatrove"] = Path(__file__)
     for n in sizes:
         root = Path(tempfile.mkdtemp(prefix="dedup-scale-"))
         try:
             files, planted, mean = write_web_corpus(n, root / "in", shards=max(8, n // 125_000))
             truth = [(a, b) for a, b, j in planted if j >= 0.8]
-            rows = {}
-            for tool in ["lmpipe"] + ([] if skip_datatrove else ["datatrove"]):
-                work = root / tool
+            rows, kept_ids = {}, {}
+            for tool, script in scripts.items():
+                work = root / f"run-{len(rows)}"
                 work.mkdir()
-                cmd = [sys.executable, __file__, "--scale-child", tool, str(root / "in"), str(work)]
+                child = "datatrove" if tool == "datatrove" else "lmpipe"
+                cmd = [sys.executable, str(script), "--scale-child", child, str(root / "in"), str(work)]
                 out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                kept = set((work / "kept.txt").read_text().split("\n"))
+                kept = kept_ids[tool] = set((work / "kept.txt").read_text().split("\n"))
                 r["recall"] = sum(1 for a, b in truth if not (a in kept and b in kept)) / max(len(truth), 1)
                 rows[tool] = r
                 shutil.rmtree(work)
-                shutil.rmtree(root / f"{tool}-out", ignore_errors=True)
+                shutil.rmtree(root / f"{work.name}-out", ignore_errors=True)
+            if baseline is not None and kept_ids["lmpipe"] != kept_ids["lmpipe (baseline)"]:
+                notes.append(f"**kept ids differ from the baseline's at {n:,} documents**")
+            elif baseline is not None:
+                notes.append(f"{n:,} documents: the baseline kept the same ids.")
             for tool, r in rows.items():
-                ratio = ((n / rows["lmpipe"]["cpu"]) / (n / rows["datatrove"]["cpu"])
-                         if "datatrove" in rows else float("nan"))
+                ratio = rows["datatrove"]["cpu"] / r["cpu"] if "datatrove" in rows else float("nan")
                 lines.append(f"| {n:,} | {mean:,.0f} | {tool} | {r['seconds']:.0f} | {n / r['cpu']:,.0f} "
                              f"| {r['peak_rss_mib']:.0f} | {r['temp_bytes'] / 2**20:,.0f} | {len(truth):,} "
-                             f"| {r['recall']:.4f} | {ratio if tool == 'lmpipe' else 1.0:.2f}x |")
+                             f"| {r['recall']:.4f} | {ratio:.2f}x |")
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    return lines
+    return lines + ([""] + notes if notes else [])
 
 
 def main() -> None:
@@ -584,6 +597,8 @@ def main() -> None:
     parser.add_argument("--refresh-index", type=int, default=10_000_000,
                         help="--scale: index size (100,000 real documents + stand-ins) for the second refresh; 0: skip")
     parser.add_argument("--skip-datatrove", action="store_true", help="--scale: our stage only")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="--scale: a checkout of an earlier version whose stage runs too (same documents)")
     parser.add_argument("--scale-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
@@ -595,7 +610,7 @@ def main() -> None:
     if args.scale is not None:
         print(f"# bench/dedup.py --scale  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.node()}  "
               f"{os.cpu_count()} cores\n")
-        for name, lines in [("scale", lambda: scale(args.scale, args.skip_datatrove)),
+        for name, lines in [("scale", lambda: scale(args.scale, args.skip_datatrove, args.baseline)),
                             ("refresh cost", lambda: refresh_cost(args.refresh_index))]:
             if (name == "scale" and not args.scale) or (name == "refresh cost" and not args.refresh_index):
                 continue
