@@ -69,6 +69,9 @@ import fasttext
 # A prefix this long already gives a stable answer (fastText averages n-gram embeddings); the cap bounds the
 # cost of pathological megabyte documents.
 MAX_CHARS = 20_000
+# lid.176 reads the first 5,000 of them: a third less CPU in `identify` on the 1x corpus of bench/scale.py,
+# and no language decision changed on 5,383 real pages (its probabilities move a little on long pages).
+MODEL_MAX_CHARS = 5_000
 
 # lid.176 labels written in Han script that the corpus keeps as Chinese (see the module docstring).
 ZH_VARIANTS = frozenset({"zh", "yue", "wuu", "gan", "hak", "nan", "cdo", "lzh"})
@@ -216,9 +219,9 @@ def english_words() -> frozenset[str]:
 
 
 def fasttext_top(text: str) -> tuple[str, float]:
-    """Plain lid.176 through its public `predict`: (label, probability) of the first `MAX_CHARS` characters,
-    newlines flattened. This is the peer `bench/langid.py` compares `identify` with."""
-    flat = text[:MAX_CHARS].replace("\n", " ")
+    """Plain lid.176 through its public `predict`: (label, probability) of the first `MODEL_MAX_CHARS`
+    characters, newlines flattened. This is the peer `bench/langid.py` compares `identify` with."""
+    flat = text[:MODEL_MAX_CHARS].replace("\n", " ")
     try:
         labels, probs = _model().predict(flat, k=1)
     except TypeError:  # a lone surrogate (e.g. from surrogateescape decoding) cannot cross into C++
@@ -231,7 +234,7 @@ def fasttext_top(text: str) -> tuple[str, float]:
 def _fasttext_label(text: str) -> tuple[str, float]:
     """Same answer as `fasttext_top`, calling the pybind object under `predict` directly: the wrapper's newline
     scan and tuple juggling cost ~2 us of the ~30 us a sentence takes (bench/langid.py, en sentences)."""
-    flat = text[:MAX_CHARS].replace("\n", " ") + "\n"
+    flat = text[:MODEL_MAX_CHARS].replace("\n", " ") + "\n"
     binding = _model().f
     try:
         pairs = binding.predict(flat, 1, 0.0, "strict")

@@ -43,9 +43,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     # teaser headlines kept; 6: one shard per raw input file (docs-{rank}.parquet), every sharded stage below
     # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5); 7: reader-comment threads cut,
     # "comment" blocks and gallery/sharing chrome lines dropped, article <form>s kept, relaxed retry of emptied pages
-    Stage("langid", "6", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
+    Stage("langid", "7", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
     # 6: mojibake repaired (ftfy's encoding fixes; UTF-8 read as GBK) or dropped before identification, texts of
-    # <= 40 characters scored by the short-text model
+    # <= 40 characters scored by the short-text model; 7: short kanji-only Japanese lines (ja:zh character model),
+    # address-only short texts have no language, lid.176 reads the first 5,000 characters
     Stage("filter", "5", ("langid",)),  # 2: C4/FineWeb/zh rule sets, PII scrubbing; 4: eval decontamination;
     # 5: Chinese web spam (curation.spam)
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
