@@ -100,3 +100,33 @@ def test_ftfy_is_asked_only_about_lines_that_can_hold_its_mojibake_with_the_same
                "no newline at the end: Ã©", "\n\n\u00c3\u00a9\n"]
     for text in samples:
         assert _fix_text_non_ascii_lines(text) == ftfy.fix_text(text, _FTFY)
+
+
+def _implausibility_by_character(text: str, replacement_cost: float) -> float:
+    """The definition in `filters.implausibility`'s docstring, one character at a time."""
+    from curation import filters
+
+    cost = 0.0
+    for ch in text:
+        code = ord(ch)
+        if code < 0x80 or ch in filters.COMMON_CJK:
+            continue
+        if ch == "\ufffd":
+            cost += replacement_cost
+        elif 0x80 <= code < 0xA0 or 0xE000 <= code < 0xFB00 or 0x3400 <= code < 0xA000:
+            cost += 1.0
+        else:
+            cost += 0.25
+    return cost + sum(map(filters._latin_misread, filters._GLUED_CJK.findall(text)))
+
+
+def test_implausibility_counts_every_character_as_defined() -> None:
+    from curation.filters import implausibility
+
+    clean = ["中华人民共和国成立于1949年，首都北京。", "Café crème, naïve façade — 10 €",
+             "鬱鬱蔥蔥的樹林", "日本語のテキスト"]
+    texts = clean + [_misread(t, codec, "replace") for t in clean for codec in ("gbk", "latin-1", "cp1252")]
+    texts += ["\x85\x9f\ue000\ufaff\ufffd\ufffd", "Caf茅 Tr猫s 拢6,000", ""]
+    for text in texts:
+        for cost in (1.0, 0.25):
+            assert implausibility(text, cost) == _implausibility_by_character(text, cost), (text, cost)
