@@ -253,7 +253,8 @@ class QualityModelConfig(_Config):
         5000, ge=1, description="Raw-crawl negatives sampled (seeded) from the ingest output; the ingest documents "
         "from a file named in positives are never negatives."
     )
-    combiner_l2: float = Field(0.3, gt=0.0, description="L2 penalty of the combiner (best of 0.001-1 in 5-fold CV).")
+    combiner_l2: float = Field(0.3, gt=0.0, description="L2 penalty of the trained n-gram model's combiner (best "
+                               "of 0.001-1 in 5-fold CV); the shipped plain-statistics model is not affected.")
     seed: int = Field(0, description="Seed for sampling and cross-fitting folds.")
 
 
@@ -286,7 +287,8 @@ class MixConfig(_Config):
     )
     min_quality_lang: dict[str, float] = Field(
         default_factory=dict,
-        description="Per-language quality thresholds replacing min_quality for that language, e.g. {\"en\": 0.5}.",
+        description="Per-language quality thresholds replacing min_quality for that language, e.g. {\"en\": 0.5} "
+        "(with the shipped scorer one min_quality means the same in English and Chinese).",
     )
     top_fraction: float = Field(
         1.0, gt=0.0, le=1.0,
