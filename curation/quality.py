@@ -58,7 +58,17 @@ from typing import Any
 import numpy as np
 
 from curation.filters import cjk_fraction, dup_line_fractions, lines_of
-from curation.quality_features import PLAIN_NAMES, STAT_NAMES, doc_stats, plain_stats, ngram_ids, ngram_ids_of, normalised_cut, stats_of, units_of
+from curation.quality_features import (
+    PLAIN_NAMES,
+    STAT_NAMES,
+    doc_stats,
+    ngram_ids,
+    ngram_ids_of,
+    normalised_cut,
+    plain_stats,
+    stats_of,
+    units_of,
+)
 from curation.quality_linear import count_matrix, fit_logistic, fit_sparse_logistic, sigmoid, stratified_folds
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -246,7 +256,8 @@ def _read_model(path: Path) -> QualityModel | PlainModel:
         if meta.get("format") == PLAIN_FORMAT:
             return _read_plain(path, z, meta)
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a quality model of format {PLAIN_FORMAT} or {FORMAT} (found {meta.get('format')!r})")
+            raise ValueError(f"{path}: not a quality model of format {PLAIN_FORMAT} or {FORMAT} "
+                             f"(found {meta.get('format')!r})")
         ref = NgramLogit(meta["buckets"], z["ref_idx"], z["ref_val"], meta["ref_bias"])
         lab = NgramLogit(meta["buckets"], z["lab_idx"], z["lab_val"], meta["lab_bias"]) if "lab_idx" in z else None
         zh = Combiner.from_arrays(z, "zh") if "zh_head" in z else None
