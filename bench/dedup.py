@@ -575,10 +575,10 @@ def scale(sizes: list[int], skip_datatrove: bool, baseline: Path | None = None) 
             elif baseline is not None:
                 notes.append(f"{n:,} documents: the baseline kept the same ids.")
             for tool, r in rows.items():
-                ratio = rows["datatrove"]["cpu"] / r["cpu"] if "datatrove" in rows else float("nan")
+                ratio = f"{rows['datatrove']['cpu'] / r['cpu']:.2f}x" if "datatrove" in rows else "—"
                 lines.append(f"| {n:,} | {mean:,.0f} | {tool} | {r['seconds']:.0f} | {n / r['cpu']:,.0f} "
                              f"| {r['peak_rss_mib']:.0f} | {r['temp_bytes'] / 2**20:,.0f} | {len(truth):,} "
-                             f"| {r['recall']:.4f} | {ratio:.2f}x |")
+                             f"| {r['recall']:.4f} | {ratio} |")
         finally:
             shutil.rmtree(root, ignore_errors=True)
     return lines + ([""] + notes if notes else [])
