@@ -5,7 +5,8 @@ and each worker count W (`--workers`), on the same files in the same invocation:
 
 * ours: `lmpipe run corpus --no-prefect --no-generate --input DIR --workers W` as a subprocess, with
   `LMPIPE_HOME` set to a fresh, empty store (nothing is served from earlier artifacts); `--ours-cmd` changes
-  the command template (placeholders {lmpipe} {python} {input} {workers});
+  the command template (placeholders {lmpipe} {python} {input} {workers}; {input} is the quoted glob of the input
+  directory's WARC files, so the cache's own inputs.json beside them is never read as an input);
 * the peer: datatrove 0.10.1's `LocalPipelineExecutor` (tasks = number of WARC files, workers = W, its default
   forkserver start method) over WarcReader -> Trafilatura -> LanguageFilter(en, zh) -> GopherRepetitionFilter
   -> GopherQualityFilter -> ParquetWriter, the steps of bench/curation.py's peer (its `datatrove_filters()`),
@@ -537,7 +538,7 @@ def run_ours(template: str, inputs: Path, workers: int, work: Path) -> dict[str,
     home = work / "store"
     lmpipe = Path(sys.executable).parent / "lmpipe"
     cmd = shlex.split(template.format(lmpipe=shlex.quote(str(lmpipe)), python=shlex.quote(sys.executable),
-                                      input=shlex.quote(str(inputs)), workers=workers))
+                                      input=shlex.quote(str(inputs / "*.warc.gz")), workers=workers))
     result = run_measured(cmd, {**os.environ, "LMPIPE_HOME": str(home)}, work / "ours.log")
     result["cmd"] = shlex.join(cmd)
     ingest, mix = _manifests(home, "ingest"), _manifests(home, "mix")
