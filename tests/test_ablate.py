@@ -1,5 +1,6 @@
 """`lmpipe ablate`: variant parsing and bad input (one-line errors before any work), the comparison maths on real
-numbers, and one end-to-end run on the tiny preset (--no-prefect) that checks sharing and caching."""
+numbers, and one end-to-end run on the tiny preset (--no-prefect) that checks sharing and caching (marker `e2e`,
+run by .ci/run)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ def _ablate(home: Path, variants: list[str], *flags: str) -> tuple[list[tuple[st
     return rows, record, proc.stdout
 
 
+@pytest.mark.e2e  # ~35 s on 2 CPU cores: run by .ci/run, not the default set
 def test_variants_share_upstream_and_a_new_variant_trains_alone(tmp_path: Path) -> None:
     home = tmp_path / "home"
     rows, record, _ = _ablate(home, ["all=mix.top_fraction=1", "top50=mix.top_fraction=0.5"], "--no-prefect")

@@ -4,8 +4,9 @@ ends with the very same weights, bit for bit, as a run that was never stopped.
 
 The DAG tests run `python -m flows.cli run ... --preset tiny --no-prefect` as subprocesses on CPU; one
 module fixture builds the corpus, tokenizer, tokens and a base pretrain model once (~20 s), every run
-copies that home (each test ~20-50 s on 2 loaded cores). The failed-stage and Prefect re-run tests are
-`slow`. The checkpoint swap and the SFT batch order are checked in-process (fast).
+copies that home (each test ~20-50 s on 2 loaded cores). The kill -9 tests are marked `e2e` (.ci/run runs
+them), the failed-stage and Prefect re-run tests `slow`. The checkpoint swap and the SFT batch order are checked
+in-process (fast, default run).
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def straight_pretrain(base: dict[str, object], tmp_path_factory: pytest.TempPath
     return art
 
 
+@pytest.mark.e2e  # ~20-40 s on 2 CPU cores: run by .ci/run, not the default set
 def test_pretrain_killed_at_a_random_step_resumes_bit_identical(base, straight_pretrain, tmp_path: Path) -> None:
     home = _copy(base, tmp_path / "home")
     resumed = _killed_then_rerun(base, home, "pretrain", ("--from", str(base["tokens"]), *PRETRAIN), 30)
@@ -238,6 +240,7 @@ def test_pretrain_failed_stage_keeps_its_checkpoint_and_resumes(base, straight_p
     _same(resumed, straight_pretrain)
 
 
+@pytest.mark.e2e  # ~20-40 s on 2 CPU cores: run by .ci/run, not the default set
 def test_sft_killed_at_a_random_step_resumes_bit_identical(base, tmp_path: Path) -> None:
     straight_home = _copy(base, tmp_path / "straight")
     _run(straight_home, "sft", "--from", str(base["pretrain"]), *SFT)
