@@ -18,6 +18,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid`: its children, their children, and so on."""
+    found, todo = [], children(pid)
+    while todo:
+        found.extend(todo)
+        todo = [c for p in todo for c in children(p)]
+    return found
+
+
 def alive(pid: int) -> bool:
     """True while `pid` runs (a zombie does not count)."""
     try:

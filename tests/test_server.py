@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from procs import alive, descendants
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.server
@@ -85,11 +87,19 @@ def test_cron_schedule_creates_and_runs_a_corpus_refresh(tmp_path):
     finally:
         for p in (serve, server):
             if p is not None:
+                # a flow run that the scheduler started meanwhile is stopped with `serve`; its process pool's
+                # fork server would outlive it (re-parented to pid 1), so the whole tree is stopped here
+                tree = descendants(p.pid)
                 p.terminate()
                 try:
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+                for pid in [pid for pid in tree if alive(pid)]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
 
 
 def test_serve_without_a_server_is_a_clear_error(tmp_path):
