@@ -412,11 +412,7 @@ def train(positives: list[str], negatives: list[str], labelled: list[str] | None
         ref, combiner = _fit_reference_parts(positives, negatives, params, ref)
         info.update(fitted_on="reference")
         return QualityModel(ref, None, combiner, None, info)
-    y = np.asarray(labels, dtype=float)
-    if len(y) != len(labelled) or not set(np.unique(y)) <= {0.0, 1.0}:
-        raise ValueError("labels must be one 0/1 value per labelled document")
-    if y.min() == y.max():
-        raise ValueError("labelled documents need both labels (0 = low, 1 = high quality)")
+    y = _label_array(labelled, labels)
     stats = np.array([doc_stats(t) for t in labelled])
     chinese_labels = int((stats[:, _CJK_COLUMN] >= 0.3).sum())
     if chinese_labels < MIN_CHINESE_LABELS and zh is None and positives and negatives:
@@ -546,15 +542,21 @@ def language_shift(model: PlainModel, clean: dict[str, list[str]]) -> dict[str, 
     return {lang: round(medians["en"] - m, 6) for lang, m in medians.items()}
 
 
-def train_plain(labelled: list[str], labels: list[int], clean: dict[str, list[str]] | None = None,
-                l2: float = PLAIN_L2) -> PlainModel:
-    """Fit the plain model on `{text, label}` documents; `clean` (language -> clean reference texts, e.g.
-    Wikipedia in each language) sets the per-language shifts (none: no shift)."""
+def _label_array(labelled: list[str], labels: list[int] | list[float]) -> np.ndarray:
+    """The labels as floats, checked: one 0/1 value per labelled document, both values present."""
     y = np.asarray(labels, dtype=float)
     if len(y) != len(labelled) or not set(np.unique(y)) <= {0.0, 1.0}:
         raise ValueError("labels must be one 0/1 value per labelled document")
     if y.min() == y.max():
         raise ValueError("labelled documents need both labels (0 = low, 1 = high quality)")
+    return y
+
+
+def train_plain(labelled: list[str], labels: list[int], clean: dict[str, list[str]] | None = None,
+                l2: float = PLAIN_L2) -> PlainModel:
+    """Fit the plain model on `{text, label}` documents; `clean` (language -> clean reference texts, e.g.
+    Wikipedia in each language) sets the per-language shifts (none: no shift)."""
+    y = _label_array(labelled, labels)
     stats = np.array([plain_stats(t) for t in labelled])
     x = np.delete(stats, _PLAIN_CJK, axis=1)
     comb = _plain_terms_combiner(x, y, l2)
