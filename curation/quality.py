@@ -27,7 +27,9 @@ statistics, squares, L2 1.0) was chosen by CV on the dev part: greedy feature se
 **The n-gram model (`QualityModel`, format lmpipe-quality-1)** is what `train` fits (the `quality_model` stage
 with reference files): a DCLM-style hashed n-gram classifier (reference text vs raw crawl) whose logit joins
 `curation.quality_features.STAT_NAMES` statistics in a combiner fitted on labels, or on reference vs crawl
-without labels; Chinese text is scored by the reference combiner. ~7x slower than the plain model.
+without labels; Chinese text is scored by the reference combiner. Fitted without labels, it also gets a
+per-language logit shift from out-of-fold logits of the reference pieces (`reference_shift`), so the user's
+reference text of both languages scores alike. ~7x slower than the plain model.
 
 The old transparent heuristic (`heuristic_score`) stays for comparison in bench/quality.py.
 
@@ -179,7 +181,9 @@ class QualityModel:
 
     `main` scores every document, except Chinese ones (CJK share >= 0.3) when `zh` is set: labels that hold
     (almost) no Chinese document cannot fit weights for Chinese statistics, so those documents are scored by
-    `zh`, the combiner fitted on reference text vs raw crawl (all languages).
+    `zh`, the combiner fitted on reference text vs raw crawl (all languages). `shift[lang]` is then added to
+    the logit of a document of that language (`reference_shift`, for a model fitted without labels: the
+    user's reference text of both languages scores alike), as in `PlainModel`.
     """
 
     ref: NgramLogit
@@ -187,6 +191,7 @@ class QualityModel:
     main: Combiner
     zh: Combiner | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    shift: dict[str, float] = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -220,13 +225,20 @@ class QualityModel:
         if not texts:
             return []
         texts = [t if isinstance(t, str) else "" for t in texts]
-        x = self.inputs(texts)
+        return [float(s) for s in sigmoid(self.logits(texts))]
+
+    def raw_logits(self, x: np.ndarray) -> np.ndarray:
+        """The combiners' logits before the language shift (rows of `inputs`)."""
         z = self.main.logits(x)
-        if self.zh is not None:
-            chinese = x[:, _CJK_COLUMN] >= 0.3
-            if chinese.any():
-                z[chinese] = self.zh.logits(x[chinese])
-        return [float(s) for s in sigmoid(z)]
+        chinese = x[:, _CJK_COLUMN] >= 0.3
+        if self.zh is not None and chinese.any():
+            z[chinese] = self.zh.logits(x[chinese])
+        return z
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        x = self.inputs(texts)
+        shift = np.where(x[:, _CJK_COLUMN] >= 0.3, self.shift.get("zh", 0.0), self.shift.get("en", 0.0))
+        return self.raw_logits(x) + shift
 
     def explain(self, combiner: Combiner | None = None) -> list[tuple[str, float]]:
         """(term, weight per standard deviation) of a combiner (default `main`), largest magnitude first."""
@@ -242,7 +254,8 @@ class QualityModel:
         if self.zh:
             arrays.update(self.zh.arrays("zh"))
         meta = {"format": FORMAT, "buckets": self.ref.buckets, "ref_bias": self.ref.bias,
-                "lab_bias": self.lab.bias if self.lab else None, "inputs": self.input_names, "info": self.info}
+                "lab_bias": self.lab.bias if self.lab else None, "inputs": self.input_names, "info": self.info,
+                "shift": self.shift}
         with open(path, "wb") as fh:  # a file handle: np.savez would append ".npz" to other names
             np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
         return path
@@ -261,7 +274,7 @@ def _read_model(path: Path) -> QualityModel | PlainModel:
         ref = NgramLogit(meta["buckets"], z["ref_idx"], z["ref_val"], meta["ref_bias"])
         lab = NgramLogit(meta["buckets"], z["lab_idx"], z["lab_val"], meta["lab_bias"]) if "lab_idx" in z else None
         zh = Combiner.from_arrays(z, "zh") if "zh_head" in z else None
-        model = QualityModel(ref, lab, Combiner.from_arrays(z, "main"), zh, meta["info"])
+        model = QualityModel(ref, lab, Combiner.from_arrays(z, "main"), zh, meta["info"], meta.get("shift", {}))
     if model.input_names != meta["inputs"]:
         raise ValueError(f"{path}: model inputs {meta['inputs']} do not match this code's {model.input_names}")
     return model
@@ -349,9 +362,10 @@ def fit_reference(positives: list[str], negatives: list[str], params: TrainParam
 
 
 def _fit_reference_parts(positives: list[str], negatives: list[str], params: TrainParams,
-                         ref: NgramLogit | None) -> tuple[NgramLogit, Combiner]:
+                         ref: NgramLogit | None) -> tuple[NgramLogit, Combiner, dict[str, float]]:
     """The reference classifier (unless given) and the reference combiner: fitted on reference (1) vs crawl (0)
-    documents, with out-of-fold reference logits (3 folds); every document is hashed once."""
+    documents, with out-of-fold reference logits (3 folds); every document is hashed once. Also the language
+    shift of the reference pieces (`reference_shift`)."""
     docs, y = _reference_docs(positives, negatives, params)
     m = count_matrix([ngram_ids(t, params.buckets) for t in docs], params.buckets)
     ref = ref or NgramLogit.fit_matrix(m, y, params.buckets, params.ngram_l2)
@@ -367,7 +381,8 @@ def _fit_reference_parts(positives: list[str], negatives: list[str], params: Tra
     # on WikiText-2 vs held-out C4). Those columns are held at 0 here, so their weights are exactly 0.
     for name in params.reference_ignores:
         x[:, STAT_NAMES.index(name)] = 0.0
-    return ref, _fit_combiner(x, y, params.combiner_l2)
+    combiner = _fit_combiner(x, y, params.combiner_l2)
+    return ref, combiner, reference_shift(combiner.logits(x[y == 1]), x[y == 1, _CJK_COLUMN] >= 0.3)
 
 
 def _terms(x: np.ndarray, mean: np.ndarray, std: np.ndarray, lo: np.ndarray | None = None,
@@ -400,6 +415,23 @@ def _fit_combiner(x: np.ndarray, y: np.ndarray, l2: float) -> Combiner:
 
 # Labels with fewer Chinese documents than this leave Chinese to the reference combiner.
 MIN_CHINESE_LABELS = 30
+# Reference pieces a language needs before `reference_shift` moves its scores (a median of fewer is noise).
+MIN_SHIFT_DOCS = 20
+
+
+def reference_shift(z: np.ndarray, chinese: np.ndarray) -> dict[str, float]:
+    """Per-language logit shifts that give the median reference piece of each language the logit of the
+    median English one ({"en": 0, "zh": ...}, from logits `z` of the reference pieces, their n-gram part
+    out of fold); {} when either language has fewer than MIN_SHIFT_DOCS pieces.
+
+    Without it, a model trained on the user's reference text scores by language as much as by quality:
+    trained on Wikipedia of both languages vs a mostly English crawl, held-out Wikipedia pieces scored 0.63
+    (en) and 0.91 (zh), so one mix threshold could not serve both; with the shift, 0.63 and 0.65
+    (tests/test_quality.py). The shipped plain model is aligned the same way, on clean Wikipedia
+    (`language_shift`)."""
+    if chinese.sum() < MIN_SHIFT_DOCS or (~chinese).sum() < MIN_SHIFT_DOCS:
+        return {}
+    return {"en": 0.0, "zh": round(float(np.median(z[~chinese]) - np.median(z[chinese])), 4)}
 
 
 def train(positives: list[str], negatives: list[str], labelled: list[str] | None = None,
@@ -409,14 +441,15 @@ def train(positives: list[str], negatives: list[str], labelled: list[str] | None
     classifier and reference combiner (they depend on no labels, so cross-validation fits them once)."""
     info: dict[str, Any] = {"params": params.__dict__, "positives": len(positives), "negatives": len(negatives)}
     if not labelled:
-        ref, combiner = _fit_reference_parts(positives, negatives, params, ref)
-        info.update(fitted_on="reference")
-        return QualityModel(ref, None, combiner, None, info)
+        ref, combiner, shift = _fit_reference_parts(positives, negatives, params, ref)
+        info.update(fitted_on="reference", shift=shift or "none (fewer than MIN_SHIFT_DOCS reference pieces "
+                    "in en or zh)")
+        return QualityModel(ref, None, combiner, None, info, shift)
     y = _label_array(labelled, labels)
     stats = np.array([doc_stats(t) for t in labelled])
     chinese_labels = int((stats[:, _CJK_COLUMN] >= 0.3).sum())
     if chinese_labels < MIN_CHINESE_LABELS and zh is None and positives and negatives:
-        ref, zh = _fit_reference_parts(positives, negatives, params, ref)
+        ref, zh, _shift = _fit_reference_parts(positives, negatives, params, ref)
     ref = ref or fit_reference(positives, negatives, params)
     cols = [stats, ref.logits(labelled)[:, None]]
     lab = None
@@ -431,6 +464,7 @@ def train(positives: list[str], negatives: list[str], labelled: list[str] | None
     info.update(fitted_on="labels", labelled=len(labelled), positive_labels=int(y.sum()),
                 chinese_labels=chinese_labels, chinese_by="reference combiner" if zh else "label combiner")
     main = _fit_combiner(np.hstack(cols), y, params.combiner_l2)
+    # (no language shift: the labels set the scale, and English and Chinese are scored by different combiners)
     return QualityModel(ref, lab, main, zh if chinese_labels < MIN_CHINESE_LABELS else None, info)
 
 

@@ -52,9 +52,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("dedup", "4", ("filter",)),  # 2: recall-first bands + exact-Jaccard verification, index;
     # 3: a document seen again unchanged in a later batch (same id as the indexed one) is dropped
     # quality_model: the learned scorer, reference text vs raw crawl (+ labels); 2: clipped inputs, windowed TTR;
-    Stage("quality_model", "5", ("ingest",)),
+    Stage("quality_model", "6", ("ingest",)),
     # 3: table markup stripped before the statistics, no `pipes` statistic; 4: negatives sampled while streaming
-    # (bottom-k pieces by hash(seed, id, piece)); 5: the shipped default is the plain-statistics model
+    # (bottom-k pieces by hash(seed, id, piece)); 5: the shipped default is the plain-statistics model;
+    # 6: a trained model's per-language logit shift from its reference text
     # quality 2: scores with the learned model; 3: its v2 inputs; 4: its v3 inputs; 5: sharded; 6: plain-statistics
     # model with a per-language logit shift (one threshold for en and zh)
     Stage("quality", "6", ("dedup", "quality_model")),
