@@ -18,6 +18,7 @@ Sets and metrics (every extractor gets the same decoded `str`, decoded by `curat
                                                  # our F1 on the fallback pages under each fallback engine
     .venv/bin/python bench/extract.py --fallback relaxed   # our extractor with another fallback engine
     .venv/bin/python bench/extract.py --news [--test] [--show N]   # English news (L3S-GN1), frozen split by site
+    .venv/bin/python bench/extract.py --dragnet [--test]           # the same on Dragnet's English articles
 
 `--news`: WCEB's L3S-GN1 English news pages (621, gold plain text), cut by site into a dev part (tuning) and a
 frozen test part (`bench/splits.py`); token P/R/F1 and pages per CPU-second against trafilatura favor_precision
@@ -220,30 +221,41 @@ def run(extractor: Callable[[str, str | None], str], pages: list[Page]) -> tuple
 # ------------------------------------------------------------------- English news, frozen split by site
 
 NEWS = HTML / "wceb" / "l3s-gn1"
+DRAGNET = HTML / "wceb" / "dragnet"
 NEWS_PEERS = ("trafilatura favor_precision", "trafilatura default")
 
 
-def load_news(split: str) -> list[Page]:
-    """L3S-GN1 English news pages (WCEB; gold `plaintext`) of one part of the frozen split by site
-    (`bench.splits`), so that no site's template is in both parts."""
+def load_news(split: str, folder: Path = NEWS) -> list[Page]:
+    """WCEB English article pages with gold `plaintext` (L3S-GN1 news; Dragnet news and blog articles) of one
+    part of the frozen split by site (`bench.splits`), so that no site's template is in both parts. Dragnet's
+    index has no URLs: a page's site is its canonical link or og:url, else the page stands alone."""
     from bench.splits import site_key, split_of  # noqa: PLC0415 -- bench code
 
-    gold = {row["id"]: row["plaintext"] for row in map(json.loads, gzip.open(NEWS / "ground-truth.jsonl.gz", "rt"))}
+    gold = {row["id"]: row["plaintext"] for row in map(json.loads, gzip.open(folder / "ground-truth.jsonl.gz", "rt"))}
     pages = []
-    for row in map(json.loads, (NEWS / "index.jsonl").open()):
-        if split_of(site_key(row["url"])) == split:
-            pages.append(Page("news", row["id"], _read(NEWS / row["page"]), row["url"], "en", expected=gold[row["id"]]))
+    for row in map(json.loads, (folder / "index.jsonl").open()):
+        html = _read(folder / row["page"])
+        url = row["url"] or _canonical(html)
+        key = site_key(url) if url else f"{folder.name}#{row['id']}"
+        if split_of(key) == split and row["id"] in gold:
+            pages.append(Page("news", row["id"], html, row["url"], "en", expected=gold[row["id"]]))
     return pages
 
 
-def news_report(splits: tuple[str, ...], show: int) -> None:
+def _canonical(html: str) -> str | None:
+    root = extract_module._parse(html)
+    found = extract_module._CANONICAL(root) if root is not None else []
+    return next((u.strip() for u in found if "//" in u), None)
+
+
+def news_report(splits: tuple[str, ...], show: int, folder: Path = NEWS) -> None:
     """Token P/R/F1 (mean over pages) and pages per CPU-second of ours against trafilatura, per split; then the
     dev pages where ours loses most F1 to favor_precision (never test pages)."""
     names = ["lmpipe extract_text", *NEWS_PEERS]
     print("| split | pages | extractor | P | R | F1 | pages/CPU-s | speed vs favor_precision |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for split in splits:
-        pages = load_news(split)
+        pages = load_news(split, folder)
         outputs, speed, triples = {}, {}, {}
         for name in names:
             EXTRACTORS[name](pages[0].html, pages[0].url)  # warm-up
@@ -272,12 +284,14 @@ def main() -> None:
                         "also our F1 on the pages that reach the fallback under every choice")
     parser.add_argument("--news", action="store_true", help="only the L3S-GN1 English news pages, dev part of the "
                         "frozen split by site, ours vs trafilatura (~2 min)")
+    parser.add_argument("--dragnet", action="store_true", help="as --news, on WCEB's Dragnet English article pages "
+                        "(1,381; news and blogs of 2012)")
     parser.add_argument("--test", action="store_true", help="with --news: also the frozen test part (only to report "
                         "a finished change)")
     parser.add_argument("--show", type=int, default=0, help="with --news: list the N dev pages ours loses most on")
     args = parser.parse_args()
-    if args.news:
-        news_report(("dev", "test") if args.test else ("dev",), args.show)
+    if args.news or args.dragnet:
+        news_report(("dev", "test") if args.test else ("dev",), args.show, DRAGNET if args.dragnet else NEWS)
         return
     if args.fallback:
         extract_module.FALLBACK = args.fallback
