@@ -196,13 +196,15 @@ def extra_columns(paths: Iterable[str | Path]) -> dict[str, pa.DataType]:
     return found
 
 
-def read_documents(paths: Iterable[str | Path], batch_rows: int = 1000) -> Iterator[dict[str, Any]]:
-    """Yield every row of the given Parquet files as a dict, reading `batch_rows` rows at a time.
+def read_documents(paths: Iterable[str | Path], batch_rows: int = 1000,
+                   columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every row of the given Parquet files as a dict, reading `batch_rows` rows at a time (only
+    `columns` when given: the others are never decoded).
 
     Paths go through `resolve_inputs` (directories expand, `removed/` is skipped, missing raises).
     """
     for path in resolve_inputs(paths):
         with _source(path) as src:  # a local path, or a URL read one row group at a time
             parquet = pq.ParquetFile(src)
-            for batch in parquet.iter_batches(batch_size=batch_rows):
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield from batch.to_pylist()

@@ -269,7 +269,7 @@ def dedup_signatures(inputs: Sequence[str | Path], prefix: Path, cfg: DedupConfi
     # Signatures, shingles and sorted runs take about 3x the shard's Parquet bytes (measured 2.1-2.6x on the
     # synthetic web pages of bench/dedup.py --scale): refuse up front rather than die on a full disk.
     dedup_sharded.check_free_space(prefix.parent, 3 * sum(_file_bytes(f) for f in files))
-    rows = ((row["id"], row["text"] or "") for row in read_documents(files))
+    rows = ((row["id"], row["text"] or "") for row in read_documents(files, columns=["id", "text"]))
     n = dedup.write_shard_signatures(rows, prefix, tick=_PROGRESS, **_dedup_params(cfg))
     return {"docs_in": n, "seconds": round(time.perf_counter() - start, 3)}
 
