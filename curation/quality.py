@@ -237,8 +237,7 @@ class QualityModel:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         x = self.inputs(texts)
-        shift = np.where(x[:, _CJK_COLUMN] >= 0.3, self.shift.get("zh", 0.0), self.shift.get("en", 0.0))
-        return self.raw_logits(x) + shift
+        return self.raw_logits(x) + _offsets(x[:, _CJK_COLUMN] >= 0.3, self.shift)
 
     def explain(self, combiner: Combiner | None = None) -> list[tuple[str, float]]:
         """(term, weight per standard deviation) of a combiner (default `main`), largest magnitude first."""
@@ -259,6 +258,11 @@ class QualityModel:
         with open(path, "wb") as fh:  # a file handle: np.savez would append ".npz" to other names
             np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
         return path
+
+
+def _offsets(chinese: np.ndarray, shift: dict[str, float]) -> np.ndarray:
+    """The per-language logit shift of each document (`chinese`: CJK share >= 0.3), as both models apply it."""
+    return np.where(chinese, shift.get("zh", 0.0), shift.get("en", 0.0))
 
 
 def _read_model(path: Path) -> QualityModel | PlainModel:
@@ -535,8 +539,7 @@ class PlainModel:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         stats = self.inputs(texts)
-        shift = np.where(stats[:, _PLAIN_CJK] >= 0.3, self.shift.get("zh", 0.0), self.shift.get("en", 0.0))
-        return self.raw_logits(stats) + shift
+        return self.raw_logits(stats) + _offsets(stats[:, _PLAIN_CJK] >= 0.3, self.shift)
 
     def score(self, texts: list[str]) -> list[float]:
         """Quality scores in [0, 1], one per text; any str (empty, huge, binary junk) gets a score."""
