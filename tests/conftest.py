@@ -86,7 +86,7 @@ def _left_over() -> dict[int, str]:
         if pid in _BEFORE or pid == me or state == "Z":
             continue
         # The fork server and resource tracker of this very process end with it; any other multiprocessing
-        # helper (a pool's fork server orphaned by a flow run that was killed, re-parented to pid 1) is a leak.
+        # process (a pool's fork server orphaned by a flow run that was killed, re-parented to pid 1) is a leak.
         if ppid == me and "from multiprocessing." in cmd:
             continue
         if descendant(pid) or (ppid == 1 and _marked(pid, os.environ[_MARK])):
