@@ -23,7 +23,8 @@ Decoding order for bytes (`decode_html`):
 2. strict UTF-8: a non-ASCII byte string that is valid UTF-8 is almost never another encoding, and this
    rescues pages whose `<meta>` lies (several GNE news pages say gb2312 but are UTF-8);
 3. the HTTP Content-Type charset, then the `<meta charset>` / `http-equiv` charset, each decoded strictly;
-   gb2312 and gbk are read as gb18030, their superset (real GBK pages use characters outside gb2312);
+   gb2312 and gbk are read as gb18030, their superset (real GBK pages use characters outside gb2312); then
+   the same declarations with replacement characters, when at most 1 byte in 1,000 fails;
 4. charset_normalizer's best guess, then UTF-8 with replacement characters as the last resort.
 
 Bad input never raises: `extract_document` returns an empty text with a drop reason (`binary`, `too_large`,
@@ -90,6 +91,11 @@ _SUPERSETS = {
 }
 
 
+# A declared charset is kept despite bad bytes when at most one byte in this many fails to decode. Text in
+# another encoding fails far more often: Russian cp1251 read as gb18030 fails at about every other word end.
+_MAX_BAD_BYTES_PER = 1000
+
+
 def _normalise_charset(label: str | None) -> str | None:
     if not label:
         return None
@@ -112,14 +118,19 @@ def decode_html(data: bytes, charset: str | None = None) -> str:
         pass
     meta = _META_CHARSET.search(data[:4096])  # the meta tag must be in the first 1024 bytes; be lenient
     candidates = [charset, meta.group(1).decode("ascii", "ignore") if meta else None]
-    for label in candidates:
-        encoding = _normalise_charset(label)
-        if encoding is None or encoding == "utf-8":
-            continue
+    declared = [e for e in map(_normalise_charset, candidates) if e is not None and e != "utf-8"]
+    for encoding in declared:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
+    for encoding in declared:
+        # A declared charset with a few bad bytes (a truncated character, a stray byte pasted in) is still the
+        # page's charset: without this, one bad byte of a gb2312 forum page sent it to charset_normalizer,
+        # which read it as Cyrillic cp1251 (all its text lost).
+        text = data.decode(encoding, errors="replace")
+        if text.count("\ufffd") <= len(data) // _MAX_BAD_BYTES_PER:
+            return text
     guess = charset_normalizer.from_bytes(data[:65536]).best()
     if guess is not None and guess.encoding:
         encoding = _normalise_charset(guess.encoding) or guess.encoding

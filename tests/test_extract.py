@@ -415,3 +415,12 @@ def test_a_form_wrapping_the_article_is_kept_but_a_sign_up_form_is_not() -> None
     html = f"<html><body><ul>{sidebar}</ul><form id='aspnetForm'><div>{story}</div></form>{signup}</body></html>"
     page = extract_document(html, fallback="none")
     assert page.engine == "lmpipe" and "Part 5." in page.text and "newsletter" not in page.text
+
+
+def test_a_declared_charset_survives_a_stray_bad_byte() -> None:
+    # One invalid byte in a gb2312 forum page sent it to charset detection, which read it as Cyrillic cp1251.
+    html = _page(None, ZH_PARAGRAPH * 8).encode("gbk")
+    damaged = html.replace("会议".encode("gbk"), b"\xc7\x20", 1)
+    assert ZH_PARAGRAPH in extract_text(damaged, charset="gb2312")
+    russian = ("Привет мир, это тестовая страница на русском языке. " * 50).encode("cp1251")
+    assert "Привет мир" in decode_html(b"<html><body>" + russian + b"</body></html>", charset="gbk")
