@@ -417,6 +417,47 @@ def test_a_form_wrapping_the_article_is_kept_but_a_sign_up_form_is_not() -> None
     assert page.engine == "lmpipe" and "Part 5." in page.text and "newsletter" not in page.text
 
 
+def test_a_long_comment_thread_does_not_outscore_the_short_post_it_follows() -> None:
+    # A blog post of 4 paragraphs and a thread of 36 short comments in `div#comments` (a 2004 Chinese blog):
+    # the thread holds more text and commas, so it won the vote until comment blocks went before scoring.
+    post = "".join(f"<p>{ZH_PARAGRAPH} 第{i}段。</p>" for i in range(4))
+    comment = "欢迎欢迎，热烈欢迎，拜读过你翻译的书，很不错，期待新作！"
+    thread = "".join(f"<h4>re: 很高兴入住 2004-12-27 12:{i:02d}</h4><p>{comment}{i}</p>" for i in range(36))
+    html = (f"<html><body><div id='main'><div class='post'><h2>很高兴入住博客堂</h2>{post}</div>"
+            f"<div id='comments'><h3>评论</h3>{thread}</div></div></body></html>")
+    text = extract_text(html)
+    assert "第3段。" in text and "热烈欢迎" not in text
+
+
+def test_a_forum_page_that_is_all_comments_keeps_them() -> None:
+    thread = "".join(f"<p>As long as he does not take advice from his cousin, all will be fine here {i}.</p>"
+                     for i in range(8))
+    html = f"<html><body><div class='comments'>{thread}</div></body></html>"
+    page = extract_document(html, fallback="none")
+    assert page.engine == "lmpipe" and "all will be fine here 7." in page.text
+
+
+def test_a_chinese_related_stories_list_after_the_article_is_cut() -> None:
+    headline = "·夫妻勾结受贿近37万 原局长被判13年(图)"
+    related = "<p>相关报道：</p>" + "".join(
+        f"<p><a href='/n{i}.html'>{headline}</a>（2005-04-01 15:5{i}PM）</p>" for i in range(5))
+    story = "".join(f"<p>{ZH_PARAGRAPH} 第{i}段。</p>" for i in range(4))
+    html = f"<html><body><div>{story}{related}</div></body></html>"
+    text = extract_text(html)
+    assert "第3段。" in text and "相关报道" not in text and "受贿" not in text
+
+
+def test_a_body_nested_in_an_unknown_head_tag_is_found() -> None:
+    # sohu's 2003-05 templates open with a <script> before <html> and leave `<sohu_cms_include:aut_new_style>`
+    # open in <head>; libxml2 then nests <body> inside it, where `root.find("body")` does not look.
+    story = "".join(f"<p>{ZH_PARAGRAPH} 第{i}段。</p>" for i in range(4))
+    html = (f"<script>var ad = 0;</script><html><head><title>对比试车</title>"
+            "<sohu_cms_include:aut_new_style><link href=/a.css rel=stylesheet>"
+            f"</head><body><table><tr><td class=cc>{story}</td></tr></table></body></html>")
+    page = extract_document(html)
+    assert page.engine == "lmpipe" and "第3段。" in page.text
+
+
 def test_a_declared_charset_survives_a_stray_bad_byte() -> None:
     # One invalid byte in a gb2312 forum page sent it to charset detection, which read it as Cyrillic cp1251.
     html = _page(None, ZH_PARAGRAPH * 8).encode("gbk")
