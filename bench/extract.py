@@ -19,10 +19,15 @@ Sets and metrics (every extractor gets the same decoded `str`, decoded by `curat
     .venv/bin/python bench/extract.py --fallback relaxed   # our extractor with another fallback engine
     .venv/bin/python bench/extract.py --news [--test] [--show N]   # English news (L3S-GN1), frozen split by site
     .venv/bin/python bench/extract.py --dragnet [--test]           # the same on Dragnet's English articles
+    .venv/bin/python bench/extract.py --cleaneval [--test]         # ... on CleanEval + CleanPortalEval (English)
+    .venv/bin/python bench/extract.py --zh [--test]                # ... on 65 Chinese pages, characters as tokens
 
 `--news`: WCEB's L3S-GN1 English news pages (621, gold plain text), cut by site into a dev part (tuning) and a
 frozen test part (`bench/splits.py`); token P/R/F1 and pages per CPU-second against trafilatura favor_precision
-and default in the same run; `--test` adds the test part, `--show N` the dev pages ours loses most on.
+and default and readability-lxml in the same run; `--test` adds the test part, `--show N` the dev pages ours loses
+most on. The other held-out flags do the same on their sets (they combine: `--news --dragnet --cleaneval --zh`).
+CleanEval's `<text ...>` wrapper is stripped as WCEB does, and its `encoding` attribute passed as the charset (the
+part a crawler reads from the HTTP header). A page with empty gold scores WCEB's way: 1 if the output is empty too.
 """
 
 from __future__ import annotations
@@ -62,8 +67,11 @@ def tokens(text: str) -> Counter[str]:
 
 
 def prf(predicted: str, expected: str) -> tuple[float, float, float]:
-    """Bag-of-tokens precision, recall, F1 (an empty output against a non-empty reference scores 0/0/0)."""
+    """Bag-of-tokens precision, recall, F1. An empty output against a non-empty reference scores 0/0/0; against
+    an empty reference (a page with no main text) WCEB's rule holds: recall 1, and 1/1/1 if the output is empty."""
     pred, gold = tokens(predicted), tokens(expected)
+    if not gold:
+        return (1.0, 1.0, 1.0) if not pred else (0.0, 1.0, 0.0)
     overlap = sum((pred & gold).values())
     p = overlap / sum(pred.values()) if pred else 0.0
     r = overlap / sum(gold.values()) if gold else 0.0
@@ -141,8 +149,12 @@ class Page:
     expected: str = ""
 
 
-def _read(path: Path) -> str:
-    return decode_html(gzip.decompress(path.read_bytes()))
+def _read(path: Path, wrapped: bool = False) -> str:
+    """A page's text; with `wrapped`, a CleanEval wrapper's `encoding` attribute is passed as the charset, the
+    part a crawler gets from the HTTP Content-Type header (the wrapped pages have no other declaration)."""
+    data = gzip.decompress(path.read_bytes())
+    declared = _WRAPPER_ENCODING.match(data) if wrapped else None
+    return decode_html(data, declared.group(1).decode("ascii") if declared else None)
 
 
 def load_pages() -> list[Page]:
@@ -218,28 +230,48 @@ def run(extractor: Callable[[str, str | None], str], pages: list[Page]) -> tuple
     return outputs, time.process_time() - start
 
 
-# ------------------------------------------------------------------- English news, frozen split by site
+# ------------------------------------------------------------------- held-out sets, frozen split by site
 
-NEWS = HTML / "wceb" / "l3s-gn1"
-DRAGNET = HTML / "wceb" / "dragnet"
-NEWS_PEERS = ("trafilatura favor_precision", "trafilatura default")
+WCEB = HTML / "wceb"
+NEWS = WCEB / "l3s-gn1"
+DRAGNET = WCEB / "dragnet"
+ZH = HTML / "zh_extraction" / "chinese_web_content_extraction"
+# Set name -> its folders. CleanEval's own dev/final cut is ignored: every page goes through the same split by site.
+HELD_OUT: dict[str, tuple[Path, ...]] = {
+    "news": (NEWS,),
+    "dragnet": (DRAGNET,),
+    "cleaneval": (WCEB / "cleaneval" / "dev", WCEB / "cleaneval" / "final", WCEB / "cleanportaleval"),
+    "zh": (ZH,),
+}
+NEWS_PEERS = ("trafilatura favor_precision", "trafilatura default", "readability-lxml")
+# CleanEval wraps each page in `<text id="URL" ...>` ... `</text>`; WCEB strips it before extraction, so do we.
+_WRAPPER_ENCODING = re.compile(rb'\s*<text\b[^>]*?\bencoding="([\w.:-]+)"')
+_WRAPPER = re.compile(r"^\s*<text\b[^>]*>|</text>\s*$", re.IGNORECASE)
 
 
-def load_news(split: str, folder: Path = NEWS) -> list[Page]:
-    """WCEB English article pages with gold `plaintext` (L3S-GN1 news; Dragnet news and blog articles) of one
-    part of the frozen split by site (`bench.splits`), so that no site's template is in both parts. Dragnet's
-    index has no URLs: a page's site is its canonical link or og:url, else the page stands alone."""
+def load_news(split: str, folders: tuple[Path, ...] = (NEWS,)) -> list[Page]:
+    """Pages with gold plain text (WCEB sets: `plaintext`; the Chinese set: `articleBody`) of one part of the
+    frozen split by site (`bench.splits`), so that no site's template is in both parts. A page without a URL in
+    its index gets its canonical link or og:url as its site, else it stands alone."""
     from bench.splits import site_key, split_of  # noqa: PLC0415 -- bench code
 
-    gold = {row["id"]: row["plaintext"] for row in map(json.loads, gzip.open(folder / "ground-truth.jsonl.gz", "rt"))}
     pages = []
-    for row in map(json.loads, (folder / "index.jsonl").open()):
-        html = _read(folder / row["page"])
-        url = row["url"] or _canonical(html)
-        key = site_key(url) if url else f"{folder.name}#{row['id']}"
-        if split_of(key) == split and row["id"] in gold:
-            pages.append(Page("news", row["id"], html, row["url"], "en", expected=gold[row["id"]]))
+    for folder in folders:
+        gold = {row["id"]: row.get("plaintext", row.get("articleBody")) for row in _gold_rows(folder)}
+        for row in map(json.loads, (folder / "index.jsonl").open()):
+            html = _WRAPPER.sub("", _read(folder / row["page"], wrapped=True))
+            url = row.get("url") or _canonical(html)
+            key = site_key(url) if url else f"{folder.name}#{row['id']}"
+            if split_of(key) == split and gold.get(row["id"]) is not None:
+                lang = "zh" if folder == ZH else "en"
+                pages.append(Page("news", row["id"], html, row.get("url"), lang, expected=gold[row["id"]]))
     return pages
+
+
+def _gold_rows(folder: Path) -> list[dict]:
+    path = folder / "ground-truth.jsonl.gz"
+    lines = gzip.open(path, "rt", encoding="utf-8") if path.exists() else (folder / "ground-truth.jsonl").open()
+    return [json.loads(line) for line in lines]
 
 
 def _canonical(html: str) -> str | None:
@@ -248,14 +280,14 @@ def _canonical(html: str) -> str | None:
     return next((u.strip() for u in found if "//" in u), None)
 
 
-def news_report(splits: tuple[str, ...], show: int, folder: Path = NEWS) -> None:
-    """Token P/R/F1 (mean over pages) and pages per CPU-second of ours against trafilatura, per split; then the
-    dev pages where ours loses most F1 to favor_precision (never test pages)."""
+def news_report(splits: tuple[str, ...], show: int, folders: tuple[Path, ...] = (NEWS,)) -> None:
+    """Token P/R/F1 (mean over pages) and pages per CPU-second of ours against trafilatura and readability-lxml,
+    per split; then the dev pages where ours loses most F1 to favor_precision (never test pages)."""
     names = ["lmpipe extract_text", *NEWS_PEERS]
     print("| split | pages | extractor | P | R | F1 | pages/CPU-s | speed vs favor_precision |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for split in splits:
-        pages = load_news(split, folder)
+        pages = load_news(split, folders)
         outputs, speed, triples = {}, {}, {}
         for name in names:
             EXTRACTORS[name](pages[0].html, pages[0].url)  # warm-up
@@ -270,8 +302,8 @@ def news_report(splits: tuple[str, ...], show: int, folder: Path = NEWS) -> None
             ours_, peer = triples[names[0]], triples[NEWS_PEERS[0]]
             worst = sorted(range(len(pages)), key=lambda i: ours_[i][2] - peer[i][2])[:show]
             for i in worst:
-                print(f"* {pages[i].url}: ours P {ours_[i][0]:.2f} R {ours_[i][1]:.2f}, favor_precision P "
-                      f"{peer[i][0]:.2f} R {peer[i][1]:.2f}")
+                print(f"* {pages[i].url or pages[i].name}: ours P {ours_[i][0]:.2f} R {ours_[i][1]:.2f}, "
+                      f"favor_precision P {peer[i][0]:.2f} R {peer[i][1]:.2f}")
 
 
 def main() -> None:
@@ -286,12 +318,19 @@ def main() -> None:
                         "frozen split by site, ours vs trafilatura (~2 min)")
     parser.add_argument("--dragnet", action="store_true", help="as --news, on WCEB's Dragnet English article pages "
                         "(1,381; news and blogs of 2012)")
+    parser.add_argument("--cleaneval", action="store_true", help="as --news, on WCEB's CleanEval and CleanPortalEval "
+                        "English pages (810; mixed web pages of 2007 and portal news of 2013)")
+    parser.add_argument("--zh", action="store_true", help="as --news, on the 65 Chinese pages with hand-copied main "
+                        "text (2004-05 CleanEval-style pages, 2021-22 news and government sites); characters as tokens")
     parser.add_argument("--test", action="store_true", help="with --news: also the frozen test part (only to report "
                         "a finished change)")
     parser.add_argument("--show", type=int, default=0, help="with --news: list the N dev pages ours loses most on")
     args = parser.parse_args()
-    if args.news or args.dragnet:
-        news_report(("dev", "test") if args.test else ("dev",), args.show, DRAGNET if args.dragnet else NEWS)
+    held_out = [name for name in HELD_OUT if getattr(args, name)]
+    for name in held_out:
+        print(f"\n{name}:\n")
+        news_report(("dev", "test") if args.test else ("dev",), args.show, HELD_OUT[name])
+    if held_out:
         return
     if args.fallback:
         extract_module.FALLBACK = args.fallback
