@@ -15,8 +15,10 @@ computed in one bottom-up pass over the lxml tree, then prunes the chosen subtre
 "unlikely" names (galleries in `ul.legends`, players in `div.cover-wrap`) go before scoring, as in
 readability.js. Pages where it finds < 250 chars go to a fallback engine (`FALLBACK`, trafilatura by default),
 unless the whole page holds < 2500 chars of text (`FALLBACK_MIN_PAGE_TEXT`: notices, login forms, link listings).
-Result (bench/extract.py, 2026-11-23): ~3.4x trafilatura's speed per core; F1 at or above the best peer on every
-row (the GNE Chinese pages: a tie with readability-lxml, 0.990; numbers in bench/RESULTS.md).
+Result (bench/extract.py, 2026-12-07): 3.1-3.4x trafilatura's speed per core; F1 at or above the best peer on every
+row of the 400-page bench (the GNE Chinese pages: a tie with readability-lxml, 0.990) and above trafilatura on the
+frozen test parts of four held-out sets split by site (`--news --dragnet --cleaneval --zh`), where readability-lxml
+leads on one (Dragnet, 0.913 vs 0.904; numbers in bench/RESULTS.md).
 
 Decoding order for bytes (`decode_html`):
 1. a byte-order mark;
