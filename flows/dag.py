@@ -38,11 +38,13 @@ class Stage:
 STAGES: dict[str, Stage] = {s.name: s for s in [
     # ingest 2: own main-content scorer (trafilatura fallback), drop reasons, globs/URLs; 3: extractor pass 2,
     # ingest.fallback; 4: <section> votes, narrower tag rule;
-    Stage("ingest", "7", ()),
+    Stage("ingest", "8", ()),
     # 5: no fallback under 2500 chars of page text (ingest.fallback_min_page_chars), headings as paragraphs,
     # teaser headlines kept; 6: one shard per raw input file (docs-{rank}.parquet), every sharded stage below
     # keeps its parent's shards (their versions were bumped with it: 5, 3, 4, 5); 7: reader-comment threads cut,
-    # "comment" blocks and gallery/sharing chrome lines dropped, article <form>s kept, relaxed retry of emptied pages
+    # "comment" blocks and gallery/sharing chrome lines dropped, article <form>s kept, relaxed retry of emptied pages;
+    # 8: comment blocks before scoring, a body nested in <head> found, declared charsets kept despite a few bad
+    # bytes, Chinese related-stories/comment headings end the text
     Stage("langid", "7", ("ingest",)),  # 3: single-script rules + English wordlist; 4: foreign-segment cap;
     # 6: mojibake repaired (ftfy's encoding fixes; UTF-8 read as GBK) or dropped before identification, texts of
     # <= 40 characters scored by the short-text model; 7: short kanji-only Japanese lines (ja:zh character model),
