@@ -836,12 +836,15 @@ _COMMENTS_MIN_OFFSET = 300
 
 
 # Whole lines of gallery, sharing and print chrome that sit inside article containers ("View larger image" over
-# each photo of a ctv.ca story, "Print Email this Comment" under the Newsquest papers' headlines).
+# each photo of a ctv.ca story, "Print Email this Comment" under the Newsquest papers' headlines), and ad and
+# blog-engine labels ("Advertisement", "Sponsored Links", "Trackback": on 15, 14 and 8 pages of the English
+# dev parts; Dragnet dev 7 pages up, L3S-GN1 1, trafilatura set en 0.9347 -> 0.9356, none down).
 _CHROME_LINE = re.compile(
     r"(?:view larger image|(?:click (?:here )?to )?enlarge(?: (?:image|photo))?|close|caption|previous|next"
     r"|print|e-?mail|share|recommend|(?:print|e-?mail)(?: this)?(?: (?:story|article|page|comment))?"
     r"|print e-?mail this comment|e-?mail (?:this )?to a friend|e-?mail to (?:a )?friend|rate this (?:article|story)"
-    r"|report this comment|(?:share|bookmark) this (?:story|article)|text size:?|font size:?)\s*[:|]?",
+    r"|report this comment|(?:share|bookmark) this (?:story|article)|text size:?|font size:?"
+    r"|advertisement|sponsored links|trackback(?: url for this entry)?|«? ?previous post \| next post ?»?)\s*[:|]?",
     re.IGNORECASE,
 )
 

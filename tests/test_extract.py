@@ -465,3 +465,12 @@ def test_a_declared_charset_survives_a_stray_bad_byte() -> None:
     assert ZH_PARAGRAPH in extract_text(damaged, charset="gb2312")
     russian = ("Привет мир, это тестовая страница на русском языке. " * 50).encode("cp1251")
     assert "Привет мир" in decode_html(b"<html><body>" + russian + b"</body></html>", charset="gbk")
+
+
+
+def test_advertisement_and_trackback_lines_are_dropped_but_not_prose() -> None:
+    # Whole lines seen on many sites of the English dev parts; never the article's text.
+    after = ("<p>Advertisement</p><p>Sponsored Links</p><p>Trackback</p><p>« Previous Post | Next Post »</p>"
+             "<p>An advertisement ran in the paper.</p>")
+    lines = extract_text(_article_page(after)).split("\n")
+    assert lines[-1] == "An advertisement ran in the paper." and lines[-2].endswith("Part 3.")
