@@ -366,12 +366,19 @@ def _hidden(element: Element) -> bool:
 
 
 def _measure(
-    root: Element, relaxed: bool = False, unlikely: list[Element] | None = None, headings: bool = False
+    root: Element,
+    relaxed: bool = False,
+    unlikely: list[Element] | None = None,
+    headings: bool = False,
+    kept_forms: set[Element] | None = None,
 ) -> dict[Element, _Stats]:
     """One bottom-up pass: statistics of every kept element; subtrees that are never article text
     (scripts, navigation, forms, hidden blocks) are removed on the way, so later passes never see them.
     Elements with one of readability's unlikely names are appended to `unlikely` when it is given (checked
-    here, inline, because a separate walk over the tree cost ~1 ms a page)."""
+    here, inline, because a separate walk over the tree cost ~1 ms a page). Forms kept as article holders are
+    added to `kept_forms`, and a form already in it is kept again: a later pass, after the unlikely blocks
+    went, must not drop the page-wide form that held a comment thread beside a short post."""
+    kept = kept_forms if kept_forms is not None else set()
     stats: dict[Element, _Stats] = {}
     memo = _UNLIKELY_NAMES
     doomed: list[Element] = []
@@ -393,11 +400,13 @@ def _measure(
                 # id="aspnetForm">): measured first, then dropped with its statistics when it holds fewer
                 # than FORM_ARTICLE_PARAGRAPHS paragraphs or FORM_ARTICLE_CHARS characters.
                 child_stats = visit(child, is_link)  # noqa: F821 (ruff reads the `del visit` below as unbound)
-                if child_stats.paragraphs < FORM_ARTICLE_PARAGRAPHS or child_stats.chars < FORM_ARTICLE_CHARS:
+                if child not in kept and (
+                        child_stats.paragraphs < FORM_ARTICLE_PARAGRAPHS or child_stats.chars < FORM_ARTICLE_CHARS):
                     for node in child.iter():
                         stats.pop(node, None)
                     doomed.append(child)
                 else:
+                    kept.add(child)
                     chars += child_stats.chars
                     link_chars += child_stats.link_chars
                     paragraphs += child_stats.paragraphs
@@ -777,7 +786,8 @@ def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: 
     """Our scorer: (main text, characters of visible text on the whole page)."""
     body = _body(root)
     found: list[Element] | None = None if relaxed else []
-    stats = _measure(body, relaxed, found)  # also removes scripts, navigation, hidden blocks
+    forms: set[Element] = set()
+    stats = _measure(body, relaxed, found, kept_forms=forms)  # also removes scripts, navigation, hidden blocks
     if found:
         # readability's unlikely blocks, unless one holds most of the page's paragraphs (a layout wrapper
         # named after the skyscraper ad beside it: uusisuomi.fi, 11 of 11); rare, so measuring again is cheap.
@@ -788,14 +798,14 @@ def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: 
         if unlikely:
             for element in unlikely:
                 _remove(element)
-            stats = _measure(body)
+            stats = _measure(body, kept_forms=forms)
     if stats[body].paragraphs == 0:
         # Not one paragraph on the page: a landing page built from headline sentences (commoncrawl.org's
         # home: two <h1> and four <h2> statements, everything else links). Headings of >= 25 chars then vote
         # as paragraphs; before, such a page found nothing and went to the fallback (trafilatura returned the
         # same sentences, 412 chars vs our 414 now). None of the 400 texts of bench/extract.py changed (its
         # pages without paragraphs are stubs that the "page" rule keeps whole).
-        stats = _measure(body, relaxed, headings=True)
+        stats = _measure(body, relaxed, headings=True, kept_forms=forms)
     cjk = _is_cjk(body)
     page_chars = stats[body].chars
     scores = _score_candidates(stats, cjk)

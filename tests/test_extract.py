@@ -474,3 +474,15 @@ def test_advertisement_and_trackback_lines_are_dropped_but_not_prose() -> None:
              "<p>An advertisement ran in the paper.</p>")
     lines = extract_text(_article_page(after)).split("\n")
     assert lines[-1] == "An advertisement ran in the paper." and lines[-2].endswith("Part 3.")
+
+
+def test_a_page_wide_form_stays_when_the_comment_thread_inside_it_goes() -> None:
+    # ASP.NET blogs wrap the page in <form id="Form1">: with its comment thread the form holds an article's worth
+    # of paragraphs and is kept; without the thread it is small, and measuring again must not drop it.
+    post = "".join(f"<p>{ZH_PARAGRAPH} 第{i}段。</p>" for i in range(2))
+    thread = "".join(f"<p>欢迎欢迎，热烈欢迎，拜读过你翻译的书，很不错，期待新作！{i}</p>" for i in range(36))
+    html = (f"<html><body><form id='Form1'><div id='main'><div class='post'>{post}</div>"
+            f"<div id='comments'>{thread}</div><p>发表于 2004年12月27日 12:40，阅读 3727，评论 63，欢迎转载。</p>"
+            f"<p>本站文章版权归作者所有，转载请注明出处，谢谢合作。</p></div></form></body></html>")
+    page = extract_document(html, fallback="none")
+    assert page.engine == "lmpipe" and "第1段。" in page.text and "热烈欢迎" not in page.text
