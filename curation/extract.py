@@ -782,6 +782,16 @@ def _is_cjk(body: Element) -> bool:
     return len(_CJK.findall(sample)) > 0.2 * max(1, len(sample.strip()))
 
 
+def _goes_before_scoring(element: Element, paragraphs: int, page_paragraphs: int) -> bool:
+    """Whether a block with an unlikely name (`_unlikely_name`) is removed before scoring. A readability
+    unlikely block goes unless it holds most of the page's paragraphs (a layout wrapper named after the
+    skyscraper ad beside it: uusisuomi.fi, 11 of 11); a comment block goes when it holds paragraphs and at
+    least COMMENT_KEEP_OUTSIDE remain outside it."""
+    if _comment_block(element):
+        return 0 < paragraphs <= page_paragraphs - COMMENT_KEEP_OUTSIDE
+    return paragraphs < 0.8 * page_paragraphs
+
+
 def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: str | None = None) -> tuple[str, int]:
     """Our scorer: (main text, characters of visible text on the whole page)."""
     body = _body(root)
@@ -789,13 +799,9 @@ def _lmpipe_engine(root: Element, title: str = "", relaxed: bool = False, site: 
     forms: set[Element] = set()
     stats = _measure(body, relaxed, found, kept_forms=forms)  # also removes scripts, navigation, hidden blocks
     if found:
-        # readability's unlikely blocks, unless one holds most of the page's paragraphs (a layout wrapper
-        # named after the skyscraper ad beside it: uusisuomi.fi, 11 of 11); rare, so measuring again is cheap.
         total = stats[body].paragraphs
-        unlikely = [e for e in found if e in stats and (
-            0 < stats[e].paragraphs <= total - COMMENT_KEEP_OUTSIDE if _comment_block(e) else
-            stats[e].paragraphs < 0.8 * total)]
-        if unlikely:
+        unlikely = [e for e in found if e in stats and _goes_before_scoring(e, stats[e].paragraphs, total)]
+        if unlikely:  # rare, so measuring again is cheap
             for element in unlikely:
                 _remove(element)
             stats = _measure(body, kept_forms=forms)
